@@ -1,0 +1,1 @@
+"""The read side of the activity event store: queries, exports, dashboards."""

@@ -1,0 +1,5 @@
+"""HTTP routes of the activity domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,1 @@
+"""Users, roles, permissions, tokens, password hashing and login throttling."""

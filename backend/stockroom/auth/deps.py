@@ -1,0 +1,99 @@
+"""Request dependencies: the current principal, permission checks and the write context.
+
+Every request loads the user and their effective permissions from the database (one query), so
+deactivation and role changes apply on the very next request, not at token expiry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from stockroom.auth import repository
+from stockroom.auth.repository import Principal
+from stockroom.auth.tokens import InvalidToken, decode_access_token
+from stockroom.db.session import Session
+from stockroom.http.context import Actor, Context
+from stockroom.http.errors import PermissionDenied, Unauthorized
+from stockroom.http.middleware import route_template
+from stockroom.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="an access token from /auth/login")
+
+
+def get_app_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+AppSettings = Annotated[Settings, Depends(get_app_settings)]
+
+
+async def get_current_principal(
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized("missing bearer token")
+    try:
+        claims = decode_access_token(credentials.credentials, settings)
+    except InvalidToken:
+        raise Unauthorized("invalid or expired token") from None
+    async with session.begin():
+        principal = await repository.load_principal(session, claims.user_id)
+    if principal is None or not principal.is_active:
+        raise Unauthorized("invalid or expired token")
+    request.state.user_id = principal.id
+    request.scope.setdefault("state", {})["user_id"] = principal.id
+    return principal
+
+
+CurrentUser = Annotated[Principal, Depends(get_current_principal)]
+
+
+def request_context(request: Request, principal: Principal | None) -> Context:
+    client = request.client
+    return Context(
+        actor=Actor(id=principal.id, email=principal.email) if principal else None,
+        request_id=getattr(request.state, "request_id", None),
+        ip=client.host if client else None,
+        user_agent=request.headers.get("user-agent"),
+        method=request.method,
+        path=route_template(request.scope),
+    )
+
+
+def get_write_context(request: Request, principal: CurrentUser) -> Context:
+    return request_context(request, principal)
+
+
+def get_anonymous_context(request: Request) -> Context:
+    return request_context(request, None)
+
+
+WriteContext = Annotated[Context, Depends(get_write_context)]
+AnonymousContext = Annotated[Context, Depends(get_anonymous_context)]
+
+PermissionDeniedHook = Callable[[Request, Principal, str], Awaitable[None]]
+
+
+def require(*permissions: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets the request through only if the user holds every permission."""
+
+    async def dependency(request: Request, principal: CurrentUser) -> Principal:
+        missing = [p for p in permissions if not principal.can(p)]
+        if missing:
+            hook: PermissionDeniedHook | None = getattr(
+                request.app.state, "on_permission_denied", None
+            )
+            if hook is not None:
+                await hook(request, principal, missing[0])
+            raise PermissionDenied(f"this requires the {missing[0]!r} permission")
+        return principal
+
+    return dependency

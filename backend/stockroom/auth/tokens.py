@@ -1,0 +1,81 @@
+"""JWT access tokens (PyJWT, algorithm pinned on decode) and opaque refresh token helpers."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import jwt
+
+from stockroom.settings import Settings
+
+ACCESS_TOKEN_TYPE = "access"
+MAX_TOKEN_LENGTH = 4096  # anything longer is refused before any parsing
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, expired, not yet valid, or of the wrong type."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: uuid.UUID
+    jti: str
+    expires_at: datetime
+
+
+def create_access_token(
+    user_id: uuid.UUID, settings: Settings, *, now: datetime | None = None
+) -> tuple[str, int]:
+    """An access token for `user_id` and its lifetime in seconds."""
+    issued = now or datetime.now(UTC)
+    lifetime = timedelta(minutes=settings.access_token_expire_minutes)
+    claims = {
+        "sub": str(user_id),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + lifetime,
+        "jti": secrets.token_hex(16),
+        "type": ACCESS_TOKEN_TYPE,
+    }
+    token = jwt.encode(claims, settings.secret_key, algorithm=settings.jwt_algorithm)
+    return token, int(lifetime.total_seconds())
+
+
+def decode_access_token(token: str, settings: Settings) -> AccessClaims:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        raise InvalidToken("token missing or too long")
+    try:
+        claims = jwt.decode(
+            token,
+            settings.secret_key,
+            algorithms=[settings.jwt_algorithm],
+            options={"require": ["exp", "iat", "sub", "jti", "type"]},
+            leeway=5,
+        )
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(str(exc)) from exc
+    if claims.get("type") != ACCESS_TOKEN_TYPE:
+        raise InvalidToken("not an access token")
+    try:
+        user_id = uuid.UUID(str(claims["sub"]))
+    except ValueError as exc:
+        raise InvalidToken("bad subject") from exc
+    return AccessClaims(
+        user_id=user_id,
+        jti=str(claims["jti"]),
+        expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+    )
+
+
+def new_refresh_token() -> str:
+    """An opaque random refresh token; only its hash is ever stored."""
+    return secrets.token_urlsafe(48)
+
+
+def hash_refresh_token(token: str) -> str:
+    # A fast hash is right here: the token has 384 bits of entropy, so it cannot be brute-forced.
+    return hashlib.sha256(token.encode()).hexdigest()

@@ -1,0 +1,1 @@
+"""Categories, suppliers, warehouses and products; CSV import and export."""

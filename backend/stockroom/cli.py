@@ -1,0 +1,138 @@
+"""The `stockroom` command."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from stockroom.settings import InsecureSettingsError, Settings, get_settings
+
+app = typer.Typer(
+    name="stockroom",
+    help="Stockroom inventory API: serve it, migrate it, run its relay, manage its data.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def load_settings() -> Settings:
+    """Settings, or a one-line explanation and exit status 2 when they are unusable."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        messages = []
+        for error in exc.errors():
+            ctx_error = (error.get("ctx") or {}).get("error")
+            if isinstance(ctx_error, InsecureSettingsError):
+                messages.append(str(ctx_error))
+            else:
+                loc = ".".join(str(p) for p in error["loc"]).upper() or "settings"
+                messages.append(f"{loc}: {error['msg']}")
+        typer.echo(f"stockroom: refusing to start: {'; '.join(messages)}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes")] = 1,
+    reload: Annotated[bool, typer.Option(help="reload on code changes (development)")] = False,
+    migrate: Annotated[
+        bool, typer.Option(help="upgrade an external database's schema before serving")
+    ] = False,
+) -> None:
+    """Serve the API (embedded PostgreSQL and in-process event store unless configured)."""
+    import uvicorn
+
+    from stockroom.db import migrate as migrations
+    from stockroom.db.embedded import EmbeddedPostgresError
+    from stockroom.db.engine import describe_url
+    from stockroom.db.runtime import resolve_database
+    from stockroom.logs import configure_logging
+
+    settings = load_settings()
+    configure_logging(settings)
+    try:
+        target = resolve_database(settings)
+    except EmbeddedPostgresError as exc:
+        typer.echo(f"stockroom: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if target.is_embedded or migrate:
+        migrations.upgrade(target.url)
+    elif not migrations.schema_is_current(target.url):
+        typer.echo(
+            "stockroom: the database schema is out of date; run `stockroom migrate` "
+            "or start with `stockroom serve --migrate`",
+            err=True,
+        )
+        raise typer.Exit(1)
+    database = (
+        f"embedded PostgreSQL in {settings.stockroom_data_dir.resolve() / 'postgres'}"
+        if target.is_embedded
+        else describe_url(target.url)
+    )
+    event_store = (
+        "in-process (mongomock-motor; events are rebuilt from the outbox at start)"
+        if settings.uses_in_process_event_store
+        else describe_url(settings.mongodb_url or "")
+    )
+    shown_host = f"[{host}]" if ":" in host else host
+    typer.echo(f"Stockroom API:  http://{shown_host}:{port}/api/v1")
+    typer.echo(f"API docs:       http://{shown_host}:{port}/docs")
+    typer.echo(f"Database:       {database}")
+    typer.echo(f"Event store:    {event_store}")
+    sys.stdout.flush()
+    uvicorn.run(
+        "stockroom.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if not reload else None,
+        reload=reload,
+        loop="uvloop",
+        http="httptools",
+        server_header=False,
+        access_log=False,
+        log_config=None,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )
+
+
+@app.command("migrate")
+def migrate_command(
+    sql: Annotated[bool, typer.Option("--sql", help="print the SQL instead of running it")] = False,
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+) -> None:
+    """Upgrade the database schema to the latest revision."""
+    from stockroom.db import migrate as migrations
+    from stockroom.db.runtime import resolve_database
+
+    settings = load_settings()
+    if sql:
+        url = settings.database_url or "postgresql+asyncpg://localhost/stockroom"
+        migrations.upgrade(url, revision, sql=True)
+        return
+    target = resolve_database(settings)
+    migrations.upgrade(target.url, revision)
+    typer.echo(f"database at revision {migrations.head_revision()}")
+
+
+def _register_domain_commands() -> None:
+    from stockroom.auth.cli import register as register_auth
+    from stockroom.catalog.cli import register as register_catalog
+    from stockroom.events.cli import register as register_events
+    from stockroom.stock.cli import register as register_stock
+
+    for register in (register_auth, register_catalog, register_events, register_stock):
+        register(app)
+
+
+_register_domain_commands()
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Relational plumbing: engine, sessions, declarative base, embedded PostgreSQL, migrations."""

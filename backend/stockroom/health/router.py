@@ -1,0 +1,64 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from stockroom.http.errors import problem_responses
+
+router = APIRouter(prefix="/health", tags=["health"])
+
+
+class Live(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Ready(BaseModel):
+    postgres: Literal["ok", "unavailable"]
+    mongodb: Literal["ok", "degraded"]
+    outbox_backlog: int
+    outbox_oldest_age_s: float
+
+
+@router.get("/live", response_model=Live)
+async def live() -> Live:
+    """Liveness: 200 while the process runs."""
+    return Live()
+
+
+@router.get("/ready", response_model=Ready, responses=problem_responses(503))
+async def ready(request: Request) -> Ready | JSONResponse:
+    """Readiness: PostgreSQL reachable (else 503); event store and outbox state reported."""
+    sessionmaker = request.app.state.sessionmaker
+    try:
+        async with sessionmaker() as session, session.begin():
+            row = (
+                await asyncio.wait_for(
+                    session.execute(
+                        text(
+                            "SELECT count(*), "
+                            "coalesce(extract(epoch FROM now() - min(occurred_at)), 0) "
+                            "FROM outbox_events WHERE delivered_at IS NULL"
+                        )
+                    ),
+                    timeout=3,
+                )
+            ).one()
+    except Exception:
+        body = Ready(
+            postgres="unavailable", mongodb="degraded", outbox_backlog=0, outbox_oldest_age_s=0
+        )
+        return JSONResponse(body.model_dump(), status_code=503)
+    event_store_ok = await request.app.state.event_store_ping()
+    return Ready(
+        postgres="ok",
+        mongodb="ok" if event_store_ok else "degraded",
+        outbox_backlog=int(row[0]),
+        outbox_oldest_age_s=round(float(row[1]), 3),
+    )

@@ -1,0 +1,1 @@
+"""Cross-cutting HTTP building blocks shared by every domain router."""

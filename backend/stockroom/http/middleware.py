@@ -1,0 +1,160 @@
+"""Pure ASGI middleware (cheaper than BaseHTTPMiddleware): request id, access log, metrics,
+security headers, and the request body size limit."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import structlog
+from fastapi import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from stockroom.http.errors import internal_error_response, problem_response
+from stockroom.http.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from stockroom.http.request_id import REQUEST_ID_HEADER, choose_request_id, set_request_id
+
+access_log = structlog.get_logger("stockroom.access")
+UNMATCHED_ROUTE = "<unmatched>"
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template with the prefixes of the routers it is included in.
+
+    FastAPI keeps included routes' own paths (without the including prefix), so the prefix is
+    taken from the request path: the leading segments not covered by the route's template.
+    """
+    route = scope.get("route")
+    template = getattr(route, "path_format", None) or getattr(route, "path", None)
+    if not isinstance(template, str):
+        return UNMATCHED_ROUTE
+    request_parts = [part for part in scope["path"].split("/") if part]
+    template_parts = [part for part in template.split("/") if part]
+    prefix_parts = request_parts[: max(len(request_parts) - len(template_parts), 0)]
+    return "/" + "/".join(prefix_parts + template_parts)
+
+
+class RequestContextMiddleware:
+    """Sets the request id, adds security headers, logs one line and records metrics."""
+
+    def __init__(self, app: ASGIApp, *, hsts: bool = False) -> None:
+        self.app = app
+        self.security_headers: list[tuple[bytes, bytes]] = [
+            (b"x-content-type-options", b"nosniff"),
+            (b"referrer-policy", b"no-referrer"),
+            (b"x-frame-options", b"DENY"),
+        ]
+        if hsts:
+            self.security_headers.append(
+                (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+            )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        client_id = None
+        for name, value in scope["headers"]:
+            if name == b"x-request-id":
+                client_id = value.decode("latin-1")
+                break
+        request_id = choose_request_id(client_id)
+        set_request_id(request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        began = time.perf_counter()
+        status_holder = [500]
+        response_started = [False]
+        header_value = request_id.encode("latin-1")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                response_started[0] = True
+                status_holder[0] = message["status"]
+                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                headers.append((REQUEST_ID_HEADER.lower().encode(), header_value))
+                headers.extend(self.security_headers)
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except Exception as exc:
+            # Handled here rather than by Starlette's outermost error middleware, so the 500
+            # still carries the request id, the security headers, a log line and a metric.
+            if response_started[0]:
+                raise
+            await internal_error_response(exc)(scope, receive, send_with_headers)
+        finally:
+            elapsed = time.perf_counter() - began
+            route = route_template(scope)
+            method = scope["method"]
+            status = status_holder[0]
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            state: dict[str, Any] = scope.get("state", {})
+            access_log.info(
+                "request",
+                method=method,
+                route=route,
+                path=scope["path"],
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+                user_id=str(state["user_id"]) if state.get("user_id") else None,
+            )
+            structlog.contextvars.clear_contextvars()
+            set_request_id(None)
+
+
+def _too_large(limit: int) -> HTTPException:
+    return HTTPException(413, f"the request body is larger than the limit of {limit} bytes")
+
+
+class BodySizeLimitMiddleware:
+    """Refuses bodies over the limit with 413, by Content-Length up front or while streaming.
+
+    Uploads (paths ending in `/import`) get their own, larger limit; they are parsed as a stream.
+    """
+
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_upload_bytes = max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.max_upload_bytes if scope["path"].endswith("/import") else self.max_body_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                try:
+                    declared = int(value)
+                except ValueError:
+                    declared = 0
+                if declared > limit:
+                    await self._refuse(scope, receive, send, limit)
+                    return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # FastAPI re-raises HTTPExceptions from body parsing; the handler renders 413.
+                    raise _too_large(limit)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        response = problem_response(
+            413,
+            "payload_too_large",
+            "Content Too Large",
+            f"the request body is larger than the limit of {limit} bytes",
+        )
+        await response(scope, receive, send)

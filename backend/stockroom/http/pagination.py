@@ -1,0 +1,84 @@
+"""page/page_size pagination and `sort` parsing, shared by every list route.
+
+No `from __future__ import annotations` here: FastAPI must evaluate the annotations of the
+dependency built inside `sort_param`, which refer to its local variables.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Generic, TypeVar
+
+from fastapi import Depends, Query
+from pydantic import BaseModel
+
+from stockroom.http.errors import ValidationFailed
+
+T = TypeVar("T")
+MAX_PAGE_SIZE = 100
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    total: int
+    page: int
+    page_size: int
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    @property
+    def limit(self) -> int:
+        return self.page_size
+
+
+def _page_params(
+    page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
+    page_size: Annotated[
+        int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page (1..100)")
+    ] = 20,
+) -> PageParams:
+    return PageParams(page=page, page_size=page_size)
+
+
+Pagination = Annotated[PageParams, Depends(_page_params)]
+
+
+@dataclass(frozen=True, slots=True)
+class Sort:
+    field: str
+    descending: bool = False
+
+
+def parse_sort(value: str | None, allowed: Sequence[str], default: str) -> Sort:
+    """`name` or `-name`; an unknown field is a 422 naming the allowed ones."""
+    raw = (value or default).strip()
+    descending = raw.startswith("-")
+    field = raw[1:] if descending else raw
+    if field not in allowed:
+        raise ValidationFailed.at(
+            ["query", "sort"],
+            f"unknown sort field {field!r}; allowed: {', '.join(allowed)} (- for descending)",
+            "sort_field",
+        )
+    return Sort(field=field, descending=descending)
+
+
+def sort_param(allowed: Sequence[str], default: str) -> Callable[[str | None], Sort]:
+    """A dependency that parses `?sort=` against the allowed fields of one list route."""
+    description = f"one of {', '.join(allowed)}; prefix with - for descending (default {default})"
+
+    def dependency(
+        sort: Annotated[
+            str | None, Query(description=description, max_length=64, pattern=r"^-?[a-z_]+$")
+        ] = None,
+    ) -> Sort:
+        return parse_sort(sort, allowed, default)
+
+    return dependency

@@ -1,0 +1,105 @@
+"""The FastAPI application: routers, middleware, error handlers and lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from stockroom.activity.router import router as activity_router
+from stockroom.auth.lifespan import auth_startup
+from stockroom.auth.router import router as auth_router
+from stockroom.catalog.router import router as catalog_router
+from stockroom.db.runtime import open_database
+from stockroom.events.lifespan import event_pipeline
+from stockroom.health.router import router as health_router
+from stockroom.http.errors import install_error_handlers
+from stockroom.http.metrics import CONTENT_TYPE_LATEST, generate_latest
+from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from stockroom.logs import configure_logging
+from stockroom.reports.router import router as reports_router
+from stockroom.settings import Settings, get_settings
+from stockroom.stock.router import router as stock_router
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+) -> FastAPI:
+    """Build the app. Tests pass their own `sessionmaker`; otherwise the lifespan opens the
+    database the settings point at (external URL, or the embedded server)."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            if sessionmaker is None:
+                database = await stack.enter_async_context(open_database(settings))
+                app.state.database = database
+                app.state.sessionmaker = database.sessionmaker
+            else:
+                app.state.sessionmaker = sessionmaker
+            await stack.enter_async_context(event_pipeline(app))
+            await stack.enter_async_context(auth_startup(app))
+            yield
+
+    app = FastAPI(
+        title="Stockroom",
+        version="1.0.0",
+        summary="Inventory management: an immutable stock ledger in PostgreSQL, "
+        "an activity event store in MongoDB.",
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.settings = settings
+
+    install_error_handlers(app)
+    api = APIRouter(prefix=API_PREFIX)
+    for router in (
+        health_router,
+        auth_router,
+        catalog_router,
+        stock_router,
+        reports_router,
+        activity_router,
+    ):
+        api.include_router(router)
+    app.include_router(api)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    # Added innermost first: the request-context middleware wraps everything, so even a 413 or
+    # a CORS refusal carries a request id and is counted.
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Authorization",
+                "Content-Type",
+                "If-Match",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+    return app

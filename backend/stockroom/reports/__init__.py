@@ -1,0 +1,1 @@
+"""SQL reports over the relational source of truth."""

@@ -1,0 +1,110 @@
+"""One Settings object, read once from the environment (and `.env`)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SECRET_KEY = "change-me-in-production"
+
+
+class Environment(StrEnum):
+    LOCAL = "local"
+    STAGING = "staging"
+    PRODUCTION = "production"
+
+
+class LogFormat(StrEnum):
+    CONSOLE = "console"
+    JSON = "json"
+
+
+class InsecureSettingsError(ValueError):
+    """Raised when a production deployment is configured with development defaults."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Environment = Environment.LOCAL
+    database_url: str | None = None
+    mongodb_url: str | None = None
+    mongodb_database: str = "stockroom"
+    secret_key: str = DEFAULT_SECRET_KEY
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    stockroom_data_dir: Path = Path(".stockroom")
+    log_format: LogFormat = LogFormat.CONSOLE
+    log_level: str = "INFO"
+
+    # HTTP
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(default=200 * 1_048_576, ge=1024)
+
+    # Auth
+    jwt_algorithm: str = "HS256"
+    access_token_expire_minutes: int = Field(default=15, ge=1)
+    refresh_token_expire_days: int = Field(default=7, ge=1)
+    allow_registration: bool | None = None
+    first_admin_email: str | None = None
+    first_admin_password: str | None = None
+    login_max_failures: int = Field(default=5, ge=1)
+    login_lockout_minutes: int = Field(default=15, ge=1)
+
+    # Stock
+    count_variance_threshold: int = Field(default=10, ge=0)
+    idempotency_key_ttl_hours: int = Field(default=24, ge=24)
+
+    # Events
+    relay_enabled: bool = True
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_poll_interval_s: float = Field(default=0.5, gt=0, le=1.0)
+    outbox_retention_days: int = Field(default=30, ge=0)
+    event_retention_days: int = Field(default=0, ge=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_insecure_production(self) -> Settings:
+        if self.environment is Environment.PRODUCTION:
+            if not self.secret_key or self.secret_key == DEFAULT_SECRET_KEY:
+                raise InsecureSettingsError(
+                    "SECRET_KEY must be set to a unique random value when ENVIRONMENT=production"
+                )
+            if len(self.secret_key) < 32:
+                raise InsecureSettingsError(
+                    "SECRET_KEY must be at least 32 characters when ENVIRONMENT=production"
+                )
+        return self
+
+    @property
+    def registration_open(self) -> bool:
+        if self.allow_registration is not None:
+            return self.allow_registration
+        return self.environment is not Environment.PRODUCTION
+
+    @property
+    def is_production(self) -> bool:
+        return self.environment is Environment.PRODUCTION
+
+    @property
+    def uses_embedded_postgres(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def uses_in_process_event_store(self) -> bool:
+        return self.mongodb_url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

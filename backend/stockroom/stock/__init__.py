@@ -1,0 +1,1 @@
+"""The stock ledger: movements, levels, transfers and counts."""

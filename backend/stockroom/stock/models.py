@@ -1,0 +1,1 @@
+"""Stock tables (built by the stock ledger issue)."""

@@ -1,0 +1,5 @@
+"""HTTP routes of the stock domain."""
+
+from fastapi import APIRouter
+
+router = APIRouter()

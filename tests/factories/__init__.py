@@ -1,0 +1,1 @@
+"""Plain async factories: `await make_product(session, sku=...)`. They flush, never commit."""
