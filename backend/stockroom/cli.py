@@ -123,12 +123,19 @@ def migrate_command(
 
 
 def _register_domain_commands() -> None:
+    from stockroom.activity.cli import register as register_activity
     from stockroom.auth.cli import register as register_auth
     from stockroom.catalog.cli import register as register_catalog
     from stockroom.events.cli import register as register_events
     from stockroom.stock.cli import register as register_stock
 
-    for register in (register_auth, register_catalog, register_events, register_stock):
+    for register in (
+        register_auth,
+        register_catalog,
+        register_events,
+        register_stock,
+        register_activity,
+    ):
         register(app)
 
 

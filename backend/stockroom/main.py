@@ -10,6 +10,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom.activity.pages import router as pages_router
 from stockroom.activity.router import router as activity_router
 from stockroom.auth.lifespan import auth_startup
 from stockroom.auth.router import router as auth_router
@@ -75,6 +76,7 @@ def create_app(
     ):
         api.include_router(router)
     app.include_router(api)
+    app.include_router(pages_router)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics() -> Response:
