@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from typing import Annotated
 
@@ -46,8 +47,6 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the API (embedded PostgreSQL and in-process event store unless configured)."""
-    import uvicorn
-
     from stockroom.db import migrate as migrations
     from stockroom.db.embedded import EmbeddedPostgresError
     from stockroom.db.engine import describe_url
@@ -86,6 +85,22 @@ def serve(
     typer.echo(f"Database:       {database}")
     typer.echo(f"Event store:    {event_store}")
     sys.stdout.flush()
+    # Uvicorn re-raises the stop signal once it has shut down. Turning SIGTERM into a normal exit
+    # lets the exit handlers run, which stop the embedded PostgreSQL cleanly.
+    signal.signal(signal.SIGTERM, _exit_normally)
+    try:
+        _run_uvicorn(host, port, workers, reload)
+    except KeyboardInterrupt:
+        pass
+
+
+def _exit_normally(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _run_uvicorn(host: str, port: int, workers: int, reload: bool) -> None:
+    import uvicorn
+
     uvicorn.run(
         "stockroom.main:create_app",
         factory=True,

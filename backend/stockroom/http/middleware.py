@@ -27,7 +27,9 @@ def route_template(scope: Scope) -> str:
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str):
-        return UNMATCHED_ROUTE
+        # Plain Starlette routes (/docs, /openapi.json) carry only their endpoint; they have no
+        # path parameters, so their path is their template.
+        return scope["path"] if scope.get("endpoint") is not None else UNMATCHED_ROUTE
     request_parts = [part for part in scope["path"].split("/") if part]
     template_parts = [part for part in template.split("/") if part]
     prefix_parts = request_parts[: max(len(request_parts) - len(template_parts), 0)]

@@ -1,0 +1,147 @@
+"""`stockroom serve` as a user runs it: a real process on the embedded PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+
+READY_TIMEOUT_S = 30
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def serve_env(data_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "MONGODB_URL"}}
+    env.update(
+        STOCKROOM_DATA_DIR=str(data_dir),
+        LOG_FORMAT="json",
+        ENVIRONMENT="local",
+        RELAY_ENABLED="true",
+    )
+    return env
+
+
+@contextmanager
+def running_server(data_dir: Path, port: int) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "stockroom.cli", "serve", "--port", str(port)],
+        env=serve_env(data_dir),
+        cwd=str(data_dir.parent),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(process, base)
+        yield process, base
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def wait_ready(process: subprocess.Popen[str], base: str) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise AssertionError(f"server exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{base}/api/v1/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    output = process.stdout.read() if process.stdout else ""
+    raise AssertionError(f"not ready within {READY_TIMEOUT_S}s:\n{output}")
+
+
+def test_serve_starts_embedded_postgres_and_keeps_data_across_restarts(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    port = free_port()
+    started = time.monotonic()
+    with running_server(data_dir, port) as (process, base):
+        first_start_s = time.monotonic() - started
+        ready = httpx.get(f"{base}/api/v1/health/ready").json()
+        assert ready["postgres"] == "ok"
+        docs = httpx.get(f"{base}/docs")
+        assert docs.status_code == 200
+        marker = httpx.get(f"{base}/openapi.json").json()["info"]["title"]
+        assert marker == "Stockroom"
+        # Stop and read what it printed: the URLs and the backends it uses.
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+        banner = process.stdout.read() if process.stdout else ""
+    assert process.returncode == 0, banner
+    assert f"http://127.0.0.1:{port}/api/v1" in banner
+    assert f"http://127.0.0.1:{port}/docs" in banner
+    assert "embedded PostgreSQL" in banner
+    assert first_start_s < READY_TIMEOUT_S
+    assert (data_dir / "postgres" / "PG_VERSION").exists()
+    assert not (data_dir / "postgres" / "postmaster.pid").exists(), "PostgreSQL left running"
+
+    with running_server(data_dir, free_port()) as (_, base):
+        # The same cluster: migrations already applied, so the schema is current and it serves.
+        assert httpx.get(f"{base}/api/v1/health/ready").status_code == 200
+
+
+def test_two_servers_on_one_data_dir_share_the_database(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir, free_port()) as (_, first):
+        with running_server(data_dir, free_port()) as (_, second):
+            assert httpx.get(f"{first}/api/v1/health/ready").status_code == 200
+            assert httpx.get(f"{second}/api/v1/health/ready").status_code == 200
+        # The second one leaving does not stop the server the first one still uses.
+        assert httpx.get(f"{first}/api/v1/health/ready").status_code == 200
+
+
+def test_serve_refuses_an_out_of_date_external_schema(
+    tmp_path: Path, database_factory: object
+) -> None:
+    # An empty database (no migrations) reached through DATABASE_URL.
+    import asyncio
+
+    from tests.conftest import DatabaseFactory
+
+    assert isinstance(database_factory, DatabaseFactory)
+    name = f"stockroom_empty_{os.getpid()}"
+    database_factory.cluster.execute_sync(f'CREATE DATABASE "{name}"')
+    database_factory.created.append(name)
+    url = database_factory.cluster.url_for(name)
+    env = serve_env(tmp_path)
+    env["DATABASE_URL"] = url
+    result = subprocess.run(
+        [sys.executable, "-m", "stockroom.cli", "serve", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "out of date" in result.stderr
+    assert "stockroom migrate" in result.stderr
+    del asyncio
