@@ -316,24 +316,24 @@ ROLES = {
 }
 
 
+def _quote(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _seed_roles_and_permissions() -> None:
-    permissions = sa.table("permissions", sa.column("name"), sa.column("description"))
-    op.bulk_insert(permissions, [{"name": k, "description": v} for k, v in PERMISSIONS.items()])
+    # Literal SQL (from the constants above) so that `stockroom migrate --sql` can print it.
+    values = ", ".join(f"({_quote(k)}, {_quote(v)})" for k, v in PERMISSIONS.items())
+    op.execute(f"INSERT INTO permissions (name, description) VALUES {values}")
     for name, (description, granted) in ROLES.items():
         op.execute(
-            sa.text(
-                "INSERT INTO roles (id, name, description, is_system) "
-                "VALUES (gen_random_uuid(), :name, :description, true)"
-            ).bindparams(name=name, description=description)
+            "INSERT INTO roles (id, name, description, is_system) "
+            f"VALUES (gen_random_uuid(), {_quote(name)}, {_quote(description)}, true)"
         )
+        permissions = ", ".join(_quote(p) for p in granted)
         op.execute(
-            sa.text(
-                "INSERT INTO role_permissions (role_id, permission) "
-                "SELECT r.id, p.name FROM roles r, permissions p "
-                "WHERE r.name = :name AND p.name = ANY(:granted)"
-            ).bindparams(
-                sa.bindparam("granted", type_=sa.ARRAY(sa.String())), name=name, granted=granted
-            )
+            "INSERT INTO role_permissions (role_id, permission) "
+            "SELECT r.id, p.name FROM roles r, permissions p "
+            f"WHERE r.name = {_quote(name)} AND p.name IN ({permissions})"
         )
 
 
