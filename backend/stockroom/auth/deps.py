@@ -7,21 +7,38 @@ deactivation and role changes apply on the very next request, not at token expir
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import OAuth2PasswordBearer
 
 from stockroom.auth import repository
 from stockroom.auth.repository import Principal
 from stockroom.auth.tokens import InvalidToken, decode_access_token
+from stockroom.db.base import utcnow
 from stockroom.db.session import Session
 from stockroom.http.context import Actor, Context
 from stockroom.http.errors import PermissionDenied, Unauthorized
 from stockroom.http.middleware import route_template
 from stockroom.settings import Settings
 
-_bearer = HTTPBearer(auto_error=False, description="an access token from /auth/login")
+# OAuth2 password flow in the OpenAPI schema, so Swagger UI's "Authorize" logs in through
+# /auth/login; on the wire it is a plain `Authorization: Bearer <access token>` header.
+_bearer = OAuth2PasswordBearer(
+    tokenUrl="/api/v1/auth/login",
+    auto_error=False,
+    description="an access token from /auth/login (username = email)",
+)
+
+
+def get_now(request: Request) -> datetime:
+    """The app's clock: `app.state.clock` when set (tests move it), else the real UTC time."""
+    clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
+    return clock() if clock is not None else utcnow()
+
+
+Now = Annotated[datetime, Depends(get_now)]
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -36,12 +53,12 @@ async def get_current_principal(
     request: Request,
     session: Session,
     settings: AppSettings,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    if not token:
         raise Unauthorized("missing bearer token")
     try:
-        claims = decode_access_token(credentials.credentials, settings)
+        claims = decode_access_token(token, settings)
     except InvalidToken:
         raise Unauthorized("invalid or expired token") from None
     async with session.begin():

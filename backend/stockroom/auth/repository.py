@@ -3,14 +3,34 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import func, literal_column, select
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy import (
+    ColumnElement,
+    ScalarSelect,
+    case,
+    delete,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.auth.models import Role, RolePermission, User, UserRole
+from stockroom.auth.models import (
+    LoginThrottle,
+    RefreshToken,
+    Role,
+    RolePermission,
+    User,
+    UserRole,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,36 +48,72 @@ class Principal:
         return permission in self.permissions
 
 
-async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
-    """The user and their effective permissions, in one query."""
-    role_names = (
+@dataclass(frozen=True, slots=True)
+class UserView:
+    """A user row with its role names and effective permissions (both sorted)."""
+
+    user: User
+    roles: list[str]
+    permissions: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RoleView:
+    role: Role
+    permissions: list[str]
+
+
+_EMPTY_ARRAY: ColumnElement[Any] = literal_column("ARRAY[]::varchar[]")
+
+
+def _role_names_of_user() -> ScalarSelect[Any]:
+    return (
         select(
-            func.coalesce(
-                func.array_agg(aggregate_order_by(Role.name, Role.name)),
-                literal_column("ARRAY[]::varchar[]"),
-            )
+            func.coalesce(func.array_agg(aggregate_order_by(Role.name, Role.name)), _EMPTY_ARRAY)
         )
         .select_from(UserRole)
         .join(Role, Role.id == UserRole.role_id)
         .where(UserRole.user_id == User.id)
         .scalar_subquery()
     )
-    permissions = (
-        select(
-            func.coalesce(
-                func.array_agg(RolePermission.permission.distinct()),
-                literal_column("ARRAY[]::varchar[]"),
-            )
-        )
+
+
+def _permissions_of_user() -> ScalarSelect[Any]:
+    return (
+        select(func.coalesce(func.array_agg(RolePermission.permission.distinct()), _EMPTY_ARRAY))
         .select_from(UserRole)
         .join(RolePermission, RolePermission.role_id == UserRole.role_id)
         .where(UserRole.user_id == User.id)
         .scalar_subquery()
     )
+
+
+def _permissions_of_role() -> ScalarSelect[Any]:
+    return (
+        select(
+            func.coalesce(
+                func.array_agg(
+                    aggregate_order_by(RolePermission.permission, RolePermission.permission)
+                ),
+                _EMPTY_ARRAY,
+            )
+        )
+        .where(RolePermission.role_id == Role.id)
+        .scalar_subquery()
+    )
+
+
+async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
+    """The user and their effective permissions, in one query."""
     row = (
         await session.execute(
             select(
-                User.id, User.email, User.full_name, User.is_active, role_names, permissions
+                User.id,
+                User.email,
+                User.full_name,
+                User.is_active,
+                _role_names_of_user(),
+                _permissions_of_user(),
             ).where(User.id == user_id)
         )
     ).one_or_none()
@@ -73,6 +129,9 @@ async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal
     )
 
 
+# --- users -------------------------------------------------------------------------------------
+
+
 async def roles_by_name(session: AsyncSession, names: Iterable[str]) -> dict[str, Role]:
     wanted = set(names)
     if not wanted:
@@ -84,3 +143,272 @@ async def roles_by_name(session: AsyncSession, names: Iterable[str]) -> dict[str
 async def get_user_by_email(session: AsyncSession, email: str) -> User | None:
     result: User | None = await session.scalar(select(User).where(User.email == email.lower()))
     return result
+
+
+async def get_user(
+    session: AsyncSession, user_id: uuid.UUID, *, for_update: bool = False
+) -> User | None:
+    statement = select(User).where(User.id == user_id)
+    if for_update:
+        statement = statement.with_for_update()
+    result: User | None = await session.scalar(statement)
+    return result
+
+
+async def email_in_use(
+    session: AsyncSession, email: str, *, other_than: uuid.UUID | None = None
+) -> bool:
+    condition = User.email == email.lower()
+    if other_than is not None:
+        condition = condition & (User.id != other_than)
+    return bool(await session.scalar(select(exists().where(condition))))
+
+
+async def get_user_view(session: AsyncSession, user_id: uuid.UUID) -> UserView | None:
+    row = (
+        await session.execute(
+            select(User, _role_names_of_user(), _permissions_of_user()).where(User.id == user_id)
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    return UserView(user=row[0], roles=list(row[1]), permissions=sorted(row[2]))
+
+
+USER_SORT_COLUMNS: dict[str, Any] = {
+    "email": User.email,
+    "full_name": User.full_name,
+    "created_at": User.created_at,
+    "updated_at": User.updated_at,
+}
+
+
+async def list_users(
+    session: AsyncSession,
+    *,
+    q: str | None,
+    is_active: bool | None,
+    role: str | None,
+    sort_field: str,
+    descending: bool,
+    offset: int,
+    limit: int,
+) -> tuple[list[UserView], int]:
+    conditions: list[ColumnElement[bool]] = []
+    if q:
+        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        conditions.append(
+            or_(User.email.ilike(pattern, escape="\\"), User.full_name.ilike(pattern, escape="\\"))
+        )
+    if is_active is not None:
+        conditions.append(User.is_active.is_(is_active))
+    if role:
+        conditions.append(
+            exists()
+            .where(UserRole.user_id == User.id, UserRole.role_id == Role.id, Role.name == role)
+            .correlate(User)
+        )
+    total = await session.scalar(select(func.count()).select_from(User).where(*conditions))
+    column = USER_SORT_COLUMNS[sort_field]
+    order = [column.desc() if descending else column.asc(), User.id.asc()]
+    rows = await session.execute(
+        select(User, _role_names_of_user(), _permissions_of_user())
+        .where(*conditions)
+        .order_by(*order)
+        .offset(offset)
+        .limit(limit)
+    )
+    views = [UserView(user=r[0], roles=list(r[1]), permissions=sorted(r[2])) for r in rows]
+    return views, int(total or 0)
+
+
+async def set_user_roles(
+    session: AsyncSession, user_id: uuid.UUID, role_ids: Iterable[uuid.UUID]
+) -> None:
+    await session.execute(delete(UserRole).where(UserRole.user_id == user_id))
+    for role_id in set(role_ids):
+        session.add(UserRole(user_id=user_id, role_id=role_id))
+    await session.flush()
+
+
+async def count_active_admins(session: AsyncSession, *, excluding: uuid.UUID | None) -> int:
+    """Active users holding the `admin` role, optionally leaving one user out of the count."""
+    statement = (
+        select(func.count(func.distinct(User.id)))
+        .select_from(User)
+        .join(UserRole, UserRole.user_id == User.id)
+        .join(Role, Role.id == UserRole.role_id)
+        .where(Role.name == "admin", User.is_active.is_(True))
+    )
+    if excluding is not None:
+        statement = statement.where(User.id != excluding)
+    return int(await session.scalar(statement) or 0)
+
+
+async def lock_admin_set(session: AsyncSession) -> None:
+    """Serialize changes that could remove the last administrator (transaction-scoped lock)."""
+    await session.execute(select(func.pg_advisory_xact_lock(0x5700_AD31)))
+
+
+# --- refresh tokens ----------------------------------------------------------------------------
+
+
+def add_refresh_token(
+    session: AsyncSession,
+    *,
+    user_id: uuid.UUID,
+    family_id: uuid.UUID,
+    token_hash: str,
+    now: datetime,
+    lifetime: timedelta,
+) -> RefreshToken:
+    row = RefreshToken(
+        user_id=user_id,
+        family_id=family_id,
+        token_hash=token_hash,
+        created_at=now,
+        expires_at=now + lifetime,
+    )
+    session.add(row)
+    return row
+
+
+async def get_refresh_token_for_update(
+    session: AsyncSession, token_hash: str
+) -> RefreshToken | None:
+    result: RefreshToken | None = await session.scalar(
+        select(RefreshToken).where(RefreshToken.token_hash == token_hash).with_for_update()
+    )
+    return result
+
+
+async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> int:
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.family_id == family_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def revoke_user_tokens(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> int:
+    result = await session.execute(
+        update(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- login throttling --------------------------------------------------------------------------
+
+
+async def locked_until(session: AsyncSession, email: str, now: datetime) -> datetime | None:
+    """When the account's lockout ends, if it is locked at `now`."""
+    until: datetime | None = await session.scalar(
+        select(LoginThrottle.locked_until).where(
+            LoginThrottle.email == email, LoginThrottle.locked_until > now
+        )
+    )
+    return until
+
+
+async def register_failure(
+    session: AsyncSession,
+    email: str,
+    now: datetime,
+    *,
+    window: timedelta,
+    max_failures: int,
+    lockout: timedelta,
+) -> datetime | None:
+    """Count one failed login (atomically, across replicas); the lockout end if this one locks."""
+    table = LoginThrottle.__table__
+    expired = table.c.window_started_at <= now - window
+    statement = (
+        insert(LoginThrottle)
+        .values(email=email, failures=1, window_started_at=now, locked_until=None)
+        .on_conflict_do_update(
+            index_elements=[LoginThrottle.email],
+            set_={
+                "failures": case((expired, 1), else_=table.c.failures + 1),
+                "window_started_at": case((expired, now), else_=table.c.window_started_at),
+            },
+        )
+        .returning(LoginThrottle.failures)
+    )
+    failures = int((await session.execute(statement)).scalar_one())
+    if failures < max_failures:
+        return None
+    until = now + lockout
+    await session.execute(
+        update(LoginThrottle)
+        .where(LoginThrottle.email == email)
+        .values(failures=0, window_started_at=now, locked_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return until
+
+
+async def clear_failures(session: AsyncSession, email: str) -> None:
+    await session.execute(
+        delete(LoginThrottle)
+        .where(LoginThrottle.email == email)
+        .execution_options(synchronize_session=False)
+    )
+
+
+# --- roles -------------------------------------------------------------------------------------
+
+
+ROLE_SORT_COLUMNS: dict[str, Any] = {"name": Role.name, "created_at": Role.created_at}
+
+
+async def list_roles(
+    session: AsyncSession, *, sort_field: str, descending: bool, offset: int, limit: int
+) -> tuple[list[RoleView], int]:
+    total = await session.scalar(select(func.count()).select_from(Role))
+    column = ROLE_SORT_COLUMNS[sort_field]
+    rows = await session.execute(
+        select(Role, _permissions_of_role())
+        .order_by(column.desc() if descending else column.asc(), Role.id)
+        .offset(offset)
+        .limit(limit)
+    )
+    return [RoleView(role=r[0], permissions=list(r[1])) for r in rows], int(total or 0)
+
+
+async def get_role_view(
+    session: AsyncSession, name: str, *, for_update: bool = False
+) -> RoleView | None:
+    statement = select(Role, _permissions_of_role()).where(Role.name == name)
+    if for_update:
+        statement = statement.with_for_update(of=Role)
+    row = (await session.execute(statement)).one_or_none()
+    if row is None:
+        return None
+    return RoleView(role=row[0], permissions=list(row[1]))
+
+
+async def permissions_of_roles(session: AsyncSession, role_ids: Sequence[uuid.UUID]) -> set[str]:
+    if not role_ids:
+        return set()
+    result = await session.scalars(
+        select(RolePermission.permission).where(RolePermission.role_id.in_(role_ids)).distinct()
+    )
+    return set(result)
+
+
+async def set_role_permissions(
+    session: AsyncSession, role_id: uuid.UUID, permissions: Iterable[str]
+) -> None:
+    await session.execute(delete(RolePermission).where(RolePermission.role_id == role_id))
+    for permission in set(permissions):
+        session.add(RolePermission(role_id=role_id, permission=permission))
+    await session.flush()
+
+
+async def role_name_taken(session: AsyncSession, name: str) -> bool:
+    return bool(await session.scalar(select(exists().where(Role.name == name))))

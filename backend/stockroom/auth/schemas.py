@@ -1,0 +1,108 @@
+"""Request and response bodies of the auth domain.
+
+Every request model forbids unknown fields: a client sending `roles` or `is_active` where they
+are not accepted gets a 422 naming the field, never a silent grant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+
+from stockroom.auth.permissions import Perm
+
+Password = Annotated[str, Field(min_length=8, max_length=128, description="8 to 128 characters")]
+FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+RoleName = Annotated[
+    str,
+    StringConstraints(min_length=2, max_length=64, pattern=r"^[a-z][a-z0-9_\-]*$"),
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RegisterRequest(_Input):
+    email: EmailStr
+    password: Password
+    full_name: FullName
+
+
+class LoginRequest(_Input):
+    # Not validated as an email: any string is looked up, and a malformed one simply fails.
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class RefreshRequest(_Input):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int = Field(description="access token lifetime in seconds")
+
+
+class UserRead(BaseModel):
+    id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+    roles: list[str] = Field(description="role names")
+    permissions: list[str] = Field(description="effective permissions (union over the roles)")
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProfileUpdate(_Input):
+    email: EmailStr | None = None
+    full_name: FullName | None = None
+
+
+class PasswordChange(_Input):
+    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    new_password: Password
+
+
+class UserCreate(_Input):
+    email: EmailStr
+    password: Password
+    full_name: FullName
+    roles: list[RoleName] = Field(default_factory=list, max_length=50)
+
+
+class UserUpdate(_Input):
+    email: EmailStr | None = None
+    full_name: FullName | None = None
+    is_active: bool | None = None
+    roles: list[RoleName] | None = Field(default=None, max_length=50)
+    password: Password | None = Field(
+        default=None, description="set a new password; revokes the user's refresh tokens"
+    )
+
+
+class RoleRead(BaseModel):
+    id: uuid.UUID
+    name: str
+    description: str
+    is_system: bool
+    permissions: list[Perm]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RoleCreate(_Input):
+    name: RoleName
+    description: Annotated[str, Field(max_length=1000)] = ""
+    permissions: list[Perm] = Field(default_factory=list)
+
+
+class RoleUpdate(_Input):
+    description: Annotated[str, Field(max_length=1000)] | None = None
+    permissions: list[Perm] | None = None
