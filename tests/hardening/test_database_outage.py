@@ -41,7 +41,8 @@ def wait_for(predicate: object, timeout: float = 20) -> None:
 def test_api_answers_503_while_postgres_is_down_and_recovers_by_itself(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     token, _ = create_access_token(
-        uuid.uuid4(), Settings(_env_file=None, secret_key=SECRET)  # type: ignore[call-arg]
+        uuid.uuid4(),
+        Settings(_env_file=None, secret_key=SECRET),  # type: ignore[call-arg]
     )
     auth = {"Authorization": f"Bearer {token}"}
     with running_server(data_dir, free_port(), SECRET_KEY=SECRET) as (_, base):
@@ -61,9 +62,7 @@ def test_api_answers_503_while_postgres_is_down_and_recovers_by_itself(tmp_path:
 
         handle = start_embedded_postgres(data_dir)
         try:
-            wait_for(
-                lambda: httpx.get(f"{base}/api/v1/health/ready", timeout=5).status_code == 200
-            )
+            wait_for(lambda: httpx.get(f"{base}/api/v1/health/ready", timeout=5).status_code == 200)
             assert httpx.get(me, headers=auth).status_code == 401
         finally:
             del handle
