@@ -1,0 +1,415 @@
+"""Use cases of the activity log and the dashboards.
+
+Functions take the event-store collection as an argument (the router passes
+`app.state.event_store.collection`), so they run the same against MongoDB and the in-process store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stockroom.activity import repository
+from stockroom.activity.cursor import decode_cursor, encode_cursor
+from stockroom.activity.errors import EventStoreUnavailable, InvalidFilter
+from stockroom.activity.repository import Collection, Document, EventFilter
+from stockroom.activity.schemas import (
+    ActivityBucket,
+    ActivityEvent,
+    ActivityPage,
+    Bucket,
+    DashboardSummary,
+    ExportFormat,
+    StockFlowBucket,
+    TopActor,
+)
+
+MAX_PAGE_LIMIT = 500
+EXPORT_BATCH_SIZE = 1000
+# Keys that reveal costs; removed from `changes` and `data` for callers without `costs:read`.
+COST_KEYS = frozenset({"cost_price", "margin", "unit_cost", "cost"})
+
+# The longest range each bucket size may cover, so one request cannot ask for millions of buckets.
+MAX_RANGE = {Bucket.HOUR: timedelta(days=31), Bucket.DAY: timedelta(days=366 * 5)}
+DEFAULT_RANGE = {Bucket.HOUR: timedelta(hours=24), Bucket.DAY: timedelta(days=30)}
+TOP_ACTORS_DEFAULT_RANGE = timedelta(days=30)
+
+CSV_COLUMNS = (
+    "id",
+    "type",
+    "occurred_at",
+    "actor_id",
+    "actor_email",
+    "entity_type",
+    "entity_id",
+    "request_id",
+    "ip",
+    "user_agent",
+    "method",
+    "path",
+    "changes",
+    "data",
+)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- shaping events for callers -------------------------------------------------------------
+
+
+def _without_costs(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _without_costs(v) for k, v in value.items() if k not in COST_KEYS}
+    if isinstance(value, list):
+        return [_without_costs(v) for v in value]
+    return value
+
+
+def to_event(document: Document, *, show_costs: bool) -> dict[str, Any]:
+    """The API shape of a stored event (`_id` becomes `id`), cost fields removed unless the
+    caller may see costs."""
+    changes, data = document.get("changes"), document.get("data")
+    if not show_costs:
+        changes = _without_costs(changes) if changes else changes
+        data = _without_costs(data) if data else data
+    return {
+        "id": str(document["_id"]),
+        "type": document["type"],
+        "occurred_at": repository.as_utc(document["occurred_at"]),
+        "actor": document.get("actor"),
+        "entity": document.get("entity"),
+        "request": document.get("request"),
+        "changes": changes or None,
+        "data": data or None,
+    }
+
+
+def validate_filter(event_filter: EventFilter) -> EventFilter:
+    if event_filter.type is not None and not repository.valid_type_filter(event_filter.type):
+        raise InvalidFilter(
+            "type must be an event type (`product.created`) or a prefix ending in `*` (`stock.*`)",
+            errors=[{"loc": ["query", "type"], "msg": "invalid event type", "type": "value_error"}],
+        )
+    lo, hi = event_filter.occurred_from, event_filter.occurred_to
+    if lo is not None and hi is not None and lo >= hi:
+        raise InvalidFilter(
+            "`from` must be before `to`",
+            errors=[
+                {"loc": ["query", "from"], "msg": "must be before `to`", "type": "value_error"}
+            ],
+        )
+    return event_filter
+
+
+async def _guard(awaitable: Awaitable[Any]) -> Any:
+    """Run an event-store call; a store that cannot be reached is a 503, not a 500."""
+    from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+    try:
+        return await awaitable
+    except (ConnectionFailure, ServerSelectionTimeoutError):
+        raise EventStoreUnavailable() from None
+
+
+# --- the activity log ------------------------------------------------------------------------
+
+
+async def list_activity(
+    collection: Collection,
+    event_filter: EventFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+    secret_key: str,
+    show_costs: bool,
+) -> ActivityPage:
+    """One page of matching events, newest first, with the cursor of the next page."""
+    validate_filter(event_filter)
+    digest = event_filter.digest()
+    before = decode_cursor(cursor, digest, secret_key) if cursor else None
+    query = await _guard(repository.base_query(collection, event_filter))
+    documents, has_more = await _guard(
+        repository.fetch_page(collection, query, event_filter, before, limit)
+    )
+    next_cursor = (
+        encode_cursor(repository.sort_key(documents[-1]), digest, secret_key)
+        if has_more and documents
+        else None
+    )
+    return ActivityPage(
+        items=[ActivityEvent.model_validate(to_event(d, show_costs=show_costs)) for d in documents],
+        next_cursor=next_cursor,
+    )
+
+
+async def iterate_activity(
+    collection: Collection,
+    event_filter: EventFilter,
+    *,
+    show_costs: bool,
+    batch_size: int = EXPORT_BATCH_SIZE,
+) -> AsyncIterator[dict[str, Any]]:
+    """Every matching event, newest first, in the API shape, in constant memory."""
+    validate_filter(event_filter)
+    query = await _guard(repository.base_query(collection, event_filter))
+    async for event in _events(collection, query, event_filter, show_costs, batch_size):
+        yield event
+
+
+async def _events(
+    collection: Collection,
+    query: Document,
+    event_filter: EventFilter,
+    show_costs: bool,
+    batch_size: int,
+) -> AsyncIterator[dict[str, Any]]:
+    documents = repository.iterate_events(
+        collection, query, event_filter, batch_size=batch_size, now=utcnow()
+    )
+    async for document in documents:
+        yield to_event(document, show_costs=show_costs)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return repository.as_utc(value).isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return str(value)
+
+
+def ndjson_line(event: Mapping[str, Any]) -> str:
+    return (
+        json.dumps(event, default=_json_default, ensure_ascii=False, separators=(",", ":")) + "\n"
+    )
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> str:
+    """Text a spreadsheet will not run: cells starting like a formula get a leading quote."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return "'" + text if text.startswith(_FORMULA_START) else text
+
+
+def csv_row(event: Mapping[str, Any]) -> list[str]:
+    actor = event.get("actor") or {}
+    entity = event.get("entity") or {}
+    request = event.get("request") or {}
+    occurred_at = event["occurred_at"]
+    return [
+        _csv_cell(event["id"]),
+        _csv_cell(event["type"]),
+        occurred_at.isoformat() if isinstance(occurred_at, datetime) else str(occurred_at),
+        _csv_cell(actor.get("id")),
+        _csv_cell(actor.get("email")),
+        _csv_cell(entity.get("type")),
+        _csv_cell(entity.get("id")),
+        _csv_cell(request.get("id")),
+        _csv_cell(request.get("ip")),
+        _csv_cell(request.get("user_agent")),
+        _csv_cell(request.get("method")),
+        _csv_cell(request.get("path")),
+        ndjson_line(event["changes"]).rstrip("\n") if event.get("changes") else "",
+        ndjson_line(event["data"]).rstrip("\n") if event.get("data") else "",
+    ]
+
+
+def _csv_text(rows: Iterable[list[str]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+async def open_export(
+    collection: Collection,
+    event_filter: EventFilter,
+    export_format: ExportFormat,
+    *,
+    show_costs: bool,
+    batch_size: int = EXPORT_BATCH_SIZE,
+) -> AsyncIterator[str]:
+    """The matching events as NDJSON lines or CSV text, in chunks, newest first.
+
+    Filters are checked and the store is reached before this returns, so such failures are
+    still proper error responses rather than a stream cut short.
+    """
+    validate_filter(event_filter)
+    query = await _guard(repository.base_query(collection, event_filter))
+    events = _events(collection, query, event_filter, show_costs, batch_size)
+    return _export_chunks(events, export_format)
+
+
+async def _export_chunks(
+    events: AsyncIterator[dict[str, Any]], export_format: ExportFormat
+) -> AsyncIterator[str]:
+    if export_format is ExportFormat.CSV:
+        yield _csv_text([list(CSV_COLUMNS)])
+    chunk: list[str] = []
+    async for event in events:
+        if export_format is ExportFormat.CSV:
+            chunk.append(_csv_text([csv_row(event)]))
+        else:
+            chunk.append(ndjson_line(event))
+        if len(chunk) >= 200:
+            yield "".join(chunk)
+            chunk.clear()
+    if chunk:
+        yield "".join(chunk)
+
+
+def export_filename(export_format: ExportFormat, now: datetime | None = None) -> str:
+    stamp = (now or utcnow()).strftime("%Y%m%dT%H%M%SZ")
+    return f"activity-{stamp}.{export_format.value}"
+
+
+# --- dashboards ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    start: datetime
+    end: datetime
+
+
+def resolve_range(
+    occurred_from: datetime | None,
+    occurred_to: datetime | None,
+    *,
+    default: timedelta,
+    maximum: timedelta,
+    now: datetime | None = None,
+) -> TimeRange:
+    """`[from, to)`: `to` defaults to now, `from` to `to - default`; refused (422) when empty
+    or longer than `maximum`."""
+    end = occurred_to or (now or utcnow())
+    start = occurred_from or end - default
+    if start >= end:
+        raise InvalidFilter(
+            "`from` must be before `to`",
+            errors=[
+                {"loc": ["query", "from"], "msg": "must be before `to`", "type": "value_error"}
+            ],
+        )
+    if end - start > maximum:
+        raise InvalidFilter(
+            f"the range may span at most {maximum.days} days for this bucket size",
+            errors=[{"loc": ["query", "from"], "msg": "range too long", "type": "value_error"}],
+        )
+    return TimeRange(start, end)
+
+
+def _bucket_rows(rows: list[Document]) -> list[Document]:
+    for row in rows:
+        row["bucket_start"] = repository.as_utc(row["bucket_start"])
+    return rows
+
+
+async def activity_buckets(
+    collection: Collection,
+    occurred_from: datetime | None,
+    occurred_to: datetime | None,
+    bucket: Bucket,
+) -> list[ActivityBucket]:
+    """Events per UTC hour or day and type."""
+    span = resolve_range(
+        occurred_from, occurred_to, default=DEFAULT_RANGE[bucket], maximum=MAX_RANGE[bucket]
+    )
+    pipeline = repository.activity_pipeline(span.start, span.end, bucket)
+    rows = await _guard(repository.aggregate(collection, pipeline))
+    return [ActivityBucket.model_validate(row) for row in _bucket_rows(rows)]
+
+
+async def stock_flow(
+    collection: Collection,
+    occurred_from: datetime | None,
+    occurred_to: datetime | None,
+    bucket: Bucket,
+    warehouse_id: uuid.UUID | None,
+) -> list[StockFlowBucket]:
+    """Units into and out of each warehouse per UTC day (or hour), from movement events."""
+    span = resolve_range(
+        occurred_from, occurred_to, default=DEFAULT_RANGE[bucket], maximum=MAX_RANGE[bucket]
+    )
+    pipeline = repository.stock_flow_pipeline(span.start, span.end, bucket, warehouse_id)
+    rows = await _guard(repository.aggregate(collection, pipeline))
+    return [StockFlowBucket.model_validate(row) for row in _bucket_rows(rows)]
+
+
+async def top_actors(
+    collection: Collection,
+    occurred_from: datetime | None,
+    occurred_to: datetime | None,
+    limit: int,
+) -> list[TopActor]:
+    """The most active users in the range, most events first."""
+    span = resolve_range(
+        occurred_from,
+        occurred_to,
+        default=TOP_ACTORS_DEFAULT_RANGE,
+        maximum=MAX_RANGE[Bucket.DAY],
+    )
+    pipeline = repository.top_actors_pipeline(span.start, span.end, limit)
+    rows = await _guard(repository.aggregate(collection, pipeline))
+    return [TopActor.model_validate(row) for row in rows]
+
+
+StockCounter = Callable[[AsyncSession], Awaitable[int]]
+
+
+def _stock_counters() -> tuple[StockCounter, StockCounter]:
+    from stockroom.stock import service as stock_service
+
+    return stock_service.count_low_stock_products, stock_service.count_open_transfers
+
+
+async def summary(
+    collection: Collection, session: AsyncSession, now: datetime | None = None
+) -> DashboardSummary:
+    """Headline numbers: today's events (UTC day), active users, failed logins, and the stock
+    figures that only PostgreSQL knows."""
+    now = now or utcnow()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    count_low_stock, count_open_transfers = _stock_counters()
+    async with session.begin():
+        low_stock = await count_low_stock(session)
+        open_transfers = await count_open_transfers(session)
+    events_today, movements_today, failed_logins, active_users = await _guard(
+        asyncio.gather(
+            repository.count(collection, repository.since_midnight_query(midnight)),
+            repository.count(
+                collection, repository.since_midnight_query(midnight, repository.MOVEMENT_EVENT)
+            ),
+            repository.count(
+                collection,
+                {
+                    "type": repository.FAILED_LOGIN_EVENT,
+                    "occurred_at": {"$gte": now - timedelta(hours=24)},
+                },
+            ),
+            repository.count_active_actors(collection, now - timedelta(days=7)),
+        )
+    )
+    return DashboardSummary(
+        events_today=events_today,
+        active_users_7d=active_users,
+        movements_today=movements_today,
+        failed_logins_24h=failed_logins,
+        low_stock_products=low_stock,
+        open_transfers=open_transfers,
+    )
