@@ -57,3 +57,24 @@ async def make_product(session: AsyncSession, **fields: Any) -> Product:
     session.add(product)
     await session.flush()
     return product
+
+
+async def set_stock_level(
+    session: AsyncSession,
+    product: Product,
+    warehouse: Warehouse,
+    on_hand: int,
+    in_transit_out: int = 0,
+) -> None:
+    """Put a stock level in place directly (catalog tests only read stock levels)."""
+    from stockroom.stock.models import StockLevel
+
+    session.add(
+        StockLevel(
+            product_id=product.id,
+            warehouse_id=warehouse.id,
+            on_hand=on_hand,
+            in_transit_out=in_transit_out,
+        )
+    )
+    await session.flush()

@@ -71,6 +71,22 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
         CheckConstraint("cost_price <= sale_price", "cost_not_above_sale"),
         CheckConstraint("reorder_point >= 0", "reorder_point_not_negative"),
         CheckConstraint("reorder_quantity >= 0", "reorder_quantity_not_negative"),
+        # `q` is a case-insensitive substring search (ILIKE '%q%'): trigram GIN indexes serve it,
+        # one per searched column, combined by a BitmapOr.
+        *(
+            Index(
+                f"ix_products_{column}_trgm",
+                column,
+                postgresql_using="gin",
+                postgresql_ops={column: "gin_trgm_ops"},
+            )
+            for column in ("name", "sku", "description", "barcode")
+        ),
+        # Keyset-friendly sort orders with the id tiebreak, so a page is an index range scan.
+        Index("ix_products_name_id", "name", "id"),
+        Index("ix_products_sku_id", "sku", "id"),
+        Index("ix_products_created_at_id", "created_at", "id"),
+        Index("ix_products_sale_price_id", "sale_price", "id"),
     )
 
     sku: Mapped[str] = mapped_column(String(64))

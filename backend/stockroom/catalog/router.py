@@ -1,5 +1,552 @@
-"""HTTP routes of the catalog domain."""
+"""HTTP routes of the catalog domain: categories, suppliers, warehouses and products.
 
-from fastapi import APIRouter
+Product responses are chosen per caller: `ProductRead` for everyone, `ProductReadWithCosts`
+(adds `cost_price` and `margin`) for callers holding `costs:read`. Both are in the OpenAPI schema.
+Product routes with an id use the `uuid` path convertor, so that sibling paths of other routers
+(`/products/low-stock`) never match them.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from stockroom.auth.deps import WriteContext, require
+from stockroom.auth.permissions import Perm
+from stockroom.auth.repository import Principal
+from stockroom.catalog import exporter, importer, service
+from stockroom.catalog.repository import (
+    CATEGORY_SORTS,
+    PRODUCT_SORTS,
+    SUPPLIER_SORTS,
+    WAREHOUSE_SORTS,
+    ProductFilters,
+)
+from stockroom.catalog.schemas import (
+    CategoryCreate,
+    CategoryRead,
+    CategoryUpdate,
+    ImportResult,
+    ProductCreate,
+    ProductDetail,
+    ProductDetailWithCosts,
+    ProductRead,
+    ProductReadWithCosts,
+    ProductUpdate,
+    SupplierCreate,
+    SupplierRead,
+    SupplierUpdate,
+    WarehouseCreate,
+    WarehouseRead,
+    WarehouseUpdate,
+    product_detail_model,
+    product_read_model,
+)
+from stockroom.db.session import Session
+from stockroom.http.errors import problem_responses
+from stockroom.http.etag import IfMatch, set_etag
+from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 
 router = APIRouter()
+
+Reader = Annotated[Principal, Depends(require(Perm.CATALOG_READ))]
+Writer = Annotated[Principal, Depends(require(Perm.CATALOG_WRITE))]
+Search = Annotated[
+    str | None,
+    Query(min_length=1, max_length=200, description="case-insensitive substring search"),
+]
+READ_ERRORS = (401, 403, 422)
+WRITE_ERRORS = (401, 403, 409, 422)
+
+
+def _json(
+    model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        model.model_dump_json(),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )
+
+
+def _with_etag(response: Response, version: int) -> Response:
+    set_etag(response, version)
+    return response
+
+
+# Categories
+
+category_router = APIRouter(prefix="/categories", tags=["categories"])
+
+
+@category_router.get(
+    "",
+    response_model=Page[CategoryRead],
+    status_code=200,
+    responses=problem_responses(*READ_ERRORS),
+)
+async def list_categories(
+    session: Session,
+    _: Reader,
+    page: Pagination,
+    sort: Annotated[Sort, Depends(sort_param(CATEGORY_SORTS, "name"))],
+    parent_id: Annotated[uuid.UUID | None, Query(description="children of this category")] = None,
+    root: Annotated[bool, Query(description="only top-level categories")] = False,
+    q: Search = None,
+) -> Page[CategoryRead]:
+    """List categories (all, the roots, or the children of one)."""
+    items, total = await service.list_categories(
+        session, parent_id=parent_id, roots_only=root, q=q, sort=sort, page=page
+    )
+    return Page(
+        items=[CategoryRead.model_validate(c) for c in items],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@category_router.post(
+    "", response_model=CategoryRead, status_code=201, responses=problem_responses(*WRITE_ERRORS)
+)
+async def create_category(
+    data: CategoryCreate, session: Session, ctx: WriteContext, _: Writer, response: Response
+) -> CategoryRead:
+    """Create a category (name unique among its siblings)."""
+    category = await service.create_category(session, data, ctx)
+    response.headers["Location"] = f"/api/v1/categories/{category.id}"
+    set_etag(response, category.version)
+    return CategoryRead.model_validate(category)
+
+
+@category_router.get(
+    "/{category_id}",
+    response_model=CategoryRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_category(
+    category_id: uuid.UUID, session: Session, _: Reader, response: Response
+) -> CategoryRead:
+    """Get a category (with its ETag)."""
+    category = await service.get_category(session, category_id)
+    set_etag(response, category.version)
+    return CategoryRead.model_validate(category)
+
+
+@category_router.patch(
+    "/{category_id}",
+    response_model=CategoryRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def update_category(
+    category_id: uuid.UUID,
+    data: CategoryUpdate,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> CategoryRead:
+    """Change a category; a parent inside its own subtree is a cycle (422)."""
+    category = await service.update_category(session, category_id, data, if_match, ctx)
+    set_etag(response, category.version)
+    return CategoryRead.model_validate(category)
+
+
+@category_router.delete(
+    "/{category_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def delete_category(
+    category_id: uuid.UUID, session: Session, ctx: WriteContext, _: Writer, if_match: IfMatch = None
+) -> Response:
+    """Delete a category without products or subcategories (else 409)."""
+    await service.delete_category(session, category_id, if_match, ctx)
+    return Response(status_code=204)
+
+
+# Suppliers
+
+supplier_router = APIRouter(prefix="/suppliers", tags=["suppliers"])
+
+
+@supplier_router.get(
+    "",
+    response_model=Page[SupplierRead],
+    status_code=200,
+    responses=problem_responses(*READ_ERRORS),
+)
+async def list_suppliers(
+    session: Session,
+    _: Reader,
+    page: Pagination,
+    sort: Annotated[Sort, Depends(sort_param(SUPPLIER_SORTS, "name"))],
+    q: Search = None,
+) -> Page[SupplierRead]:
+    """List suppliers."""
+    items, total = await service.list_suppliers(session, q=q, sort=sort, page=page)
+    return Page(
+        items=[SupplierRead.model_validate(s) for s in items],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@supplier_router.post(
+    "", response_model=SupplierRead, status_code=201, responses=problem_responses(*WRITE_ERRORS)
+)
+async def create_supplier(
+    data: SupplierCreate, session: Session, ctx: WriteContext, _: Writer, response: Response
+) -> SupplierRead:
+    """Create a supplier (name unique)."""
+    supplier = await service.create_supplier(session, data, ctx)
+    response.headers["Location"] = f"/api/v1/suppliers/{supplier.id}"
+    set_etag(response, supplier.version)
+    return SupplierRead.model_validate(supplier)
+
+
+@supplier_router.get(
+    "/{supplier_id}",
+    response_model=SupplierRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_supplier(
+    supplier_id: uuid.UUID, session: Session, _: Reader, response: Response
+) -> SupplierRead:
+    """Get a supplier (with its ETag)."""
+    supplier = await service.get_supplier(session, supplier_id)
+    set_etag(response, supplier.version)
+    return SupplierRead.model_validate(supplier)
+
+
+@supplier_router.patch(
+    "/{supplier_id}",
+    response_model=SupplierRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def update_supplier(
+    supplier_id: uuid.UUID,
+    data: SupplierUpdate,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> SupplierRead:
+    """Change a supplier."""
+    supplier = await service.update_supplier(session, supplier_id, data, if_match, ctx)
+    set_etag(response, supplier.version)
+    return SupplierRead.model_validate(supplier)
+
+
+@supplier_router.delete(
+    "/{supplier_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def delete_supplier(
+    supplier_id: uuid.UUID, session: Session, ctx: WriteContext, _: Writer, if_match: IfMatch = None
+) -> Response:
+    """Delete a supplier no product refers to (else 409)."""
+    await service.delete_supplier(session, supplier_id, if_match, ctx)
+    return Response(status_code=204)
+
+
+# Warehouses
+
+warehouse_router = APIRouter(prefix="/warehouses", tags=["warehouses"])
+
+
+@warehouse_router.get(
+    "",
+    response_model=Page[WarehouseRead],
+    status_code=200,
+    responses=problem_responses(*READ_ERRORS),
+)
+async def list_warehouses(
+    session: Session,
+    _: Reader,
+    page: Pagination,
+    sort: Annotated[Sort, Depends(sort_param(WAREHOUSE_SORTS, "code"))],
+    is_active: Annotated[bool | None, Query(description="only active (or inactive) ones")] = None,
+    q: Search = None,
+) -> Page[WarehouseRead]:
+    """List warehouses."""
+    items, total = await service.list_warehouses(
+        session, is_active=is_active, q=q, sort=sort, page=page
+    )
+    return Page(
+        items=[WarehouseRead.model_validate(w) for w in items],
+        total=total,
+        page=page.page,
+        page_size=page.page_size,
+    )
+
+
+@warehouse_router.post(
+    "", response_model=WarehouseRead, status_code=201, responses=problem_responses(*WRITE_ERRORS)
+)
+async def create_warehouse(
+    data: WarehouseCreate, session: Session, ctx: WriteContext, _: Writer, response: Response
+) -> WarehouseRead:
+    """Create a warehouse (code unique)."""
+    warehouse = await service.create_warehouse(session, data, ctx)
+    response.headers["Location"] = f"/api/v1/warehouses/{warehouse.id}"
+    set_etag(response, warehouse.version)
+    return WarehouseRead.model_validate(warehouse)
+
+
+@warehouse_router.get(
+    "/{warehouse_id}",
+    response_model=WarehouseRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_warehouse(
+    warehouse_id: uuid.UUID, session: Session, _: Reader, response: Response
+) -> WarehouseRead:
+    """Get a warehouse (with its ETag)."""
+    warehouse = await service.get_warehouse(session, warehouse_id)
+    set_etag(response, warehouse.version)
+    return WarehouseRead.model_validate(warehouse)
+
+
+@warehouse_router.patch(
+    "/{warehouse_id}",
+    response_model=WarehouseRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def update_warehouse(
+    warehouse_id: uuid.UUID,
+    data: WarehouseUpdate,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    response: Response,
+    if_match: IfMatch = None,
+) -> WarehouseRead:
+    """Change a warehouse (`is_active: false` deactivates it)."""
+    warehouse = await service.update_warehouse(session, warehouse_id, data, if_match, ctx)
+    set_etag(response, warehouse.version)
+    return WarehouseRead.model_validate(warehouse)
+
+
+@warehouse_router.delete(
+    "/{warehouse_id}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def delete_warehouse(
+    warehouse_id: uuid.UUID,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    if_match: IfMatch = None,
+) -> Response:
+    """Delete a warehouse holding no stock and with no stock history (else 409)."""
+    await service.delete_warehouse(session, warehouse_id, if_match, ctx)
+    return Response(status_code=204)
+
+
+# Products
+
+product_router = APIRouter(prefix="/products", tags=["products"])
+
+
+def product_filters(
+    q: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=200,
+            description="case-insensitive substring of name, sku, description or barcode",
+        ),
+    ] = None,
+    category_id: Annotated[
+        uuid.UUID | None, Query(description="this category and all its descendants")
+    ] = None,
+    supplier_id: uuid.UUID | None = None,
+    is_active: Annotated[
+        bool | None, Query(description="omit for all products; false lists deleted ones")
+    ] = None,
+    low_stock: Annotated[
+        bool | None, Query(description="true: total on hand <= reorder_point")
+    ] = None,
+    created_from: Annotated[datetime | None, Query(description="created at or after")] = None,
+    created_to: Annotated[datetime | None, Query(description="created before")] = None,
+) -> ProductFilters:
+    return ProductFilters(
+        q=q,
+        category_id=category_id,
+        supplier_id=supplier_id,
+        is_active=is_active,
+        low_stock=low_stock,
+        created_from=created_from,
+        created_to=created_to,
+    )
+
+
+Filters = Annotated[ProductFilters, Depends(product_filters)]
+ProductSort = Annotated[Sort, Depends(sort_param(PRODUCT_SORTS, "name"))]
+
+
+def _can_see_costs(principal: Principal) -> bool:
+    return principal.can(Perm.COSTS_READ)
+
+
+@product_router.get(
+    "",
+    response_model=Page[ProductReadWithCosts] | Page[ProductRead],
+    status_code=200,
+    responses=problem_responses(*READ_ERRORS),
+)
+async def list_products(
+    session: Session, principal: Reader, page: Pagination, sort: ProductSort, filters: Filters
+) -> Response:
+    """List products with total on hand; cost_price and margin only with costs:read."""
+    rows, total = await service.list_products(session, filters, sort, page)
+    model = product_read_model(_can_see_costs(principal))
+    items: list[Any] = [model.model_validate(row) for row in rows]
+    return _json(Page[Any](items=items, total=total, page=page.page, page_size=page.page_size))
+
+
+@product_router.post(
+    "",
+    response_model=ProductReadWithCosts | ProductRead,
+    status_code=201,
+    responses=problem_responses(*WRITE_ERRORS),
+)
+async def create_product(
+    data: ProductCreate, session: Session, ctx: WriteContext, principal: Writer
+) -> Response:
+    """Create a product (sku unique case-insensitively; 0 <= cost_price <= sale_price)."""
+    row = await service.create_product(session, data, ctx)
+    model = product_read_model(_can_see_costs(principal))
+    response = _json(model.model_validate(row), 201, {"Location": f"/api/v1/products/{row['id']}"})
+    return _with_etag(response, row["version"])
+
+
+@product_router.post(
+    "/import",
+    response_model=ImportResult,
+    status_code=200,
+    responses=problem_responses(401, 403, 413, 422),
+)
+async def import_products(
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    file: Annotated[UploadFile, File(description="CSV with a header row; sku, name, sale_price")],
+    dry_run: Annotated[bool, Query(description="validate and count only; write nothing")] = False,
+) -> ImportResult:
+    """Import products from CSV: upsert by sku, all or nothing; 422 lists the bad rows."""
+    return await importer.import_products(session, file.file, ctx, dry_run=dry_run)
+
+
+@product_router.get(
+    "/export",
+    response_class=StreamingResponse,
+    status_code=200,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "the filtered products as CSV"},
+        **problem_responses(*READ_ERRORS),
+    },
+)
+async def export_products(
+    request: Request, principal: Reader, sort: ProductSort, filters: Filters
+) -> StreamingResponse:
+    """Stream the filtered products as CSV (same filters as the list)."""
+    chunks = exporter.export_products_csv(
+        request.app.state.sessionmaker, filters, sort, can_see_costs=_can_see_costs(principal)
+    )
+    return StreamingResponse(
+        chunks,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="products.csv"'},
+    )
+
+
+@product_router.get(
+    "/{product_id:uuid}",
+    response_model=ProductDetailWithCosts | ProductDetail,
+    status_code=200,
+    responses=problem_responses(401, 403, 404),
+)
+async def get_product(product_id: uuid.UUID, session: Session, principal: Reader) -> Response:
+    """Get a product with its stock per warehouse and its ETag."""
+    row = await service.get_product(session, product_id)
+    model = product_detail_model(_can_see_costs(principal))
+    return _with_etag(_json(model.model_validate(row)), row["version"])
+
+
+@product_router.patch(
+    "/{product_id:uuid}",
+    response_model=ProductReadWithCosts | ProductRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def update_product(
+    product_id: uuid.UUID,
+    data: ProductUpdate,
+    session: Session,
+    ctx: WriteContext,
+    principal: Writer,
+    if_match: IfMatch = None,
+) -> Response:
+    """Partially update a product; a stale If-Match is 412."""
+    row = await service.update_product(session, product_id, data, if_match, ctx)
+    model = product_read_model(_can_see_costs(principal))
+    return _with_etag(_json(model.model_validate(row)), row["version"])
+
+
+@product_router.delete(
+    "/{product_id:uuid}",
+    status_code=204,
+    response_class=Response,
+    responses=problem_responses(401, 403, 404, 412),
+)
+async def delete_product(
+    product_id: uuid.UUID, session: Session, ctx: WriteContext, _: Writer, if_match: IfMatch = None
+) -> Response:
+    """Soft-delete a product (is_active=false); its history stays."""
+    await service.delete_product(session, product_id, if_match, ctx)
+    return Response(status_code=204)
+
+
+@product_router.post(
+    "/{product_id:uuid}/restore",
+    response_model=ProductReadWithCosts | ProductRead,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 412),
+)
+async def restore_product(
+    product_id: uuid.UUID,
+    session: Session,
+    ctx: WriteContext,
+    principal: Writer,
+    if_match: IfMatch = None,
+) -> Response:
+    """Restore a soft-deleted product (is_active=true)."""
+    row = await service.restore_product(session, product_id, if_match, ctx)
+    model = product_read_model(_can_see_costs(principal))
+    return _with_etag(_json(model.model_validate(row)), row["version"])
+
+
+router.include_router(category_router)
+router.include_router(supplier_router)
+router.include_router(warehouse_router)
+router.include_router(product_router)

@@ -1,0 +1,480 @@
+"""CSV import of products: upsert by sku, all or nothing, row-level errors, streaming.
+
+The file is read once, in batches, through a text wrapper over the uploaded (spooled) file, so
+even a 100 MB upload is never held in memory as a whole. Each batch is parsed off the event
+loop, checked against the database (existing products by sku, barcodes), and written with one
+set-based INSERT and one set-based UPDATE (`unnest` arrays). Everything happens in one
+transaction: any bad row anywhere rolls the whole import back and the 422 lists the bad rows.
+One `product.imported` event describes the import, not one event per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import re
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from typing import IO, Any
+
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stockroom import events
+from stockroom.catalog import repository
+from stockroom.catalog.errors import ImportRejected
+from stockroom.catalog.schemas import ImportResult
+from stockroom.catalog.service import integrity_error
+from stockroom.db.base import uuid7
+from stockroom.http.context import Context
+
+BATCH_ROWS = 5_000
+MAX_REPORTED_ERRORS = 1_000
+REQUIRED_COLUMNS = ("sku", "name", "sale_price")
+FIELDS = (
+    "sku",
+    "name",
+    "description",
+    "category_id",
+    "supplier_id",
+    "unit",
+    "barcode",
+    "cost_price",
+    "sale_price",
+    "reorder_point",
+    "reorder_quantity",
+    "is_active",
+)
+# CSV column -> product field it sets. `category` and `supplier` are names, resolved to ids.
+COLUMNS = {
+    "sku": "sku",
+    "name": "name",
+    "description": "description",
+    "category": "category_id",
+    "supplier": "supplier_id",
+    "unit": "unit",
+    "barcode": "barcode",
+    "cost_price": "cost_price",
+    "sale_price": "sale_price",
+    "reorder_point": "reorder_point",
+    "reorder_quantity": "reorder_quantity",
+    "is_active": "is_active",
+}
+DEFAULTS: dict[str, Any] = {
+    "description": None,
+    "category_id": None,
+    "supplier_id": None,
+    "unit": "each",
+    "barcode": None,
+    "cost_price": Decimal("0.00"),
+    "reorder_point": 0,
+    "reorder_quantity": 0,
+    "is_active": True,
+}
+SKU = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,63}$")
+MAX_MONEY = Decimal("9999999999.99")
+MAX_QUANTITY = 2_000_000_000
+TRUE = {"true", "t", "yes", "y", "1"}
+FALSE = {"false", "f", "no", "n", "0"}
+CENT = Decimal("0.01")
+
+ProgressCallback = Callable[[int, int], None]  # (rows read, bytes read)
+
+
+@dataclass(slots=True)
+class RowError:
+    row: int
+    field: str | None
+    msg: str
+
+    def as_problem_error(self) -> dict[str, Any]:
+        return {
+            "row": self.row,
+            "field": self.field,
+            "msg": self.msg,
+            "loc": ["file", self.row, *([self.field] if self.field else [])],
+            "type": "import_row",
+        }
+
+
+@dataclass(slots=True)
+class ParsedRow:
+    row: int
+    values: dict[str, Any]  # product fields present in the file (category/supplier still names)
+
+
+@dataclass(slots=True)
+class Outcome:
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: list[RowError] = field(default_factory=list)
+    error_count: int = 0
+
+    def fail(self, error: RowError) -> None:
+        self.error_count += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append(error)
+
+
+class _Columns:
+    """The header: which column index feeds which field."""
+
+    def __init__(self, header: list[str]) -> None:
+        names = [name.strip().lower() for name in header]
+        self.index = {name: i for i, name in reversed(list(enumerate(names))) if name in COLUMNS}
+        self.present = {COLUMNS[name] for name in self.index}
+        self.missing = [name for name in REQUIRED_COLUMNS if name not in self.index]
+
+
+def _money(raw: str, name: str, errors: list[RowError], row: int) -> Decimal | None:
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        errors.append(RowError(row, name, f"{raw!r} is not a decimal number"))
+        return None
+    if not value.is_finite() or value != value.quantize(CENT) or abs(value) > MAX_MONEY:
+        errors.append(RowError(row, name, "must be a number with at most 2 decimal places"))
+        return None
+    return value.quantize(CENT)
+
+
+def _quantity(raw: str, name: str, errors: list[RowError], row: int) -> int | None:
+    try:
+        value = int(raw)
+    except ValueError:
+        errors.append(RowError(row, name, f"{raw!r} is not a whole number"))
+        return None
+    if not 0 <= value <= MAX_QUANTITY:
+        errors.append(RowError(row, name, "must be between 0 and 2000000000"))
+        return None
+    return value
+
+
+def _text(raw: str, name: str, limit: int, errors: list[RowError], row: int) -> str | None:
+    if len(raw) > limit:
+        errors.append(RowError(row, name, f"longer than {limit} characters"))
+        return None
+    return raw
+
+
+def _parse_row(
+    cells: list[str], columns: _Columns, row: int
+) -> tuple[ParsedRow | None, list[RowError]]:
+    errors: list[RowError] = []
+    values: dict[str, Any] = {}
+    width = len(cells)
+    for column, index in columns.index.items():
+        raw = cells[index].strip() if index < width else ""
+        name = COLUMNS[column]
+        if name == "sku":
+            if not SKU.match(raw):
+                errors.append(RowError(row, "sku", "required: 1-64 letters, digits or . _ / - "))
+            values["sku"] = raw
+        elif name == "name":
+            if not raw:
+                errors.append(RowError(row, "name", "required"))
+            values["name"] = _text(raw, "name", 200, errors, row)
+        elif name == "sale_price":
+            if not raw:
+                errors.append(RowError(row, "sale_price", "required"))
+                continue
+            price = _money(raw, "sale_price", errors, row)
+            if price is not None and price <= 0:
+                errors.append(RowError(row, "sale_price", "must be greater than 0"))
+            values["sale_price"] = price
+        elif not raw:
+            values[name] = DEFAULTS[name]
+        elif name == "cost_price":
+            cost = _money(raw, "cost_price", errors, row)
+            if cost is not None and cost < 0:
+                errors.append(RowError(row, "cost_price", "must not be negative"))
+            values["cost_price"] = cost
+        elif name in ("reorder_point", "reorder_quantity"):
+            values[name] = _quantity(raw, name, errors, row)
+        elif name == "is_active":
+            lowered = raw.lower()
+            if lowered not in TRUE and lowered not in FALSE:
+                errors.append(RowError(row, "is_active", "must be true or false"))
+            values["is_active"] = lowered in TRUE
+        elif name == "barcode":
+            if len(raw) > 64 or any(ch.isspace() for ch in raw):
+                errors.append(RowError(row, "barcode", "at most 64 characters, no spaces"))
+            values["barcode"] = raw
+        elif name == "unit":
+            values["unit"] = _text(raw, "unit", 20, errors, row)
+        elif name == "description":
+            values["description"] = _text(raw, "description", 10_000, errors, row)
+        else:  # category or supplier name, resolved later
+            values[name] = raw
+    if errors:
+        return None, errors
+    return ParsedRow(row, values), errors
+
+
+def _parse_batch(
+    records: Iterator[list[str]], columns: _Columns, first_row: int, size: int
+) -> tuple[list[ParsedRow], list[RowError], int]:
+    """Up to `size` records from the reader (runs in a worker thread)."""
+    parsed: list[ParsedRow] = []
+    errors: list[RowError] = []
+    count = 0
+    for cells in records:
+        row = first_row + count
+        count += 1
+        if not any(cell.strip() for cell in cells):
+            continue  # blank lines are not products
+        result, row_errors = _parse_row(cells, columns, row)
+        if result is not None:
+            parsed.append(result)
+        errors.extend(row_errors)
+        if count >= size:
+            break
+    return parsed, errors, count
+
+
+@dataclass(slots=True)
+class _Lookups:
+    categories: dict[str, list[uuid.UUID]]
+    suppliers: dict[str, list[uuid.UUID]]
+    seen_skus: dict[str, int] = field(default_factory=dict)
+    seen_barcodes: dict[str, int] = field(default_factory=dict)
+
+
+def _resolve(
+    kind: str, raw: str | None, names: dict[str, list[uuid.UUID]], row: int, out: Outcome
+) -> tuple[bool, uuid.UUID | None]:
+    if raw is None:
+        return True, None
+    found = names.get(raw.lower(), [])
+    if len(found) == 1:
+        return True, found[0]
+    msg = f"no {kind} named {raw!r}" if not found else f"several {kind}s are named {raw!r}"
+    out.fail(RowError(row, kind, msg))
+    return False, None
+
+
+_EXISTING = text(
+    "SELECT id, lower(sku) AS key, " + ", ".join(FIELDS) + " FROM products "
+    "WHERE lower(sku) = ANY(CAST(:keys AS text[]))"
+)
+_BARCODE_OWNERS = text(
+    "SELECT barcode, lower(sku) AS key FROM products WHERE barcode = ANY(CAST(:codes AS text[]))"
+)
+_TYPES = {
+    "id": "uuid",
+    "sku": "text",
+    "name": "text",
+    "description": "text",
+    "category_id": "uuid",
+    "supplier_id": "uuid",
+    "unit": "text",
+    "barcode": "text",
+    "cost_price": "numeric",
+    "sale_price": "numeric",
+    "reorder_point": "int",
+    "reorder_quantity": "int",
+    "is_active": "boolean",
+}
+_UNNEST = (
+    "unnest("
+    + ", ".join(f"CAST(:{name} AS {kind}[])" for name, kind in _TYPES.items())
+    + ") AS u("
+    + ", ".join(_TYPES)
+    + ")"
+)
+_INSERT = text(
+    "INSERT INTO products (" + ", ".join(_TYPES) + ", version, created_at, updated_at) "
+    "SELECT " + ", ".join(f"u.{name}" for name in _TYPES) + ", 1, now(), now() FROM " + _UNNEST
+)
+_UPDATE = text(
+    "UPDATE products AS p SET "
+    + ", ".join(f"{name} = u.{name}" for name in FIELDS)
+    + ", version = p.version + 1, updated_at = now() FROM "
+    + _UNNEST
+    + " WHERE p.id = u.id"
+)
+
+
+async def _write(session: AsyncSession, rows: list[dict[str, Any]], statement: Any) -> None:
+    if rows:
+        await session.execute(statement, {name: [r[name] for r in rows] for name in _TYPES})
+
+
+async def _process_batch(
+    session: AsyncSession,
+    batch: list[ParsedRow],
+    present: set[str],
+    lookups: _Lookups,
+    out: Outcome,
+    *,
+    write: bool,
+) -> None:
+    keys = [parsed.values["sku"].lower() for parsed in batch]
+    existing = {row.key: row._mapping for row in await session.execute(_EXISTING, {"keys": keys})}
+    barcodes = [p.values["barcode"] for p in batch if p.values.get("barcode")]
+    owners: dict[str, str] = {}
+    if barcodes:
+        owners = {
+            row.barcode: row.key
+            for row in await session.execute(_BARCODE_OWNERS, {"codes": barcodes})
+        }
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    for parsed, key in zip(batch, keys, strict=True):
+        values, row = parsed.values, parsed.row
+        first = lookups.seen_skus.setdefault(key, row)
+        if first != row:
+            out.fail(RowError(row, "sku", f"sku {values['sku']!r} also appears in row {first}"))
+            continue
+        ok = True
+        if "category_id" in values:
+            resolved, values["category_id"] = _resolve(
+                "category", values["category_id"], lookups.categories, row, out
+            )
+            ok &= resolved
+        if "supplier_id" in values:
+            resolved, values["supplier_id"] = _resolve(
+                "supplier", values["supplier_id"], lookups.suppliers, row, out
+            )
+            ok &= resolved
+        barcode = values.get("barcode")
+        if barcode:
+            first_use = lookups.seen_barcodes.setdefault(barcode, row)
+            if first_use != row:
+                out.fail(RowError(row, "barcode", f"barcode also appears in row {first_use}"))
+                ok = False
+            elif owners.get(barcode, key) != key:
+                out.fail(RowError(row, "barcode", "another product already has this barcode"))
+                ok = False
+        current = existing.get(key)
+        merged = {name: current[name] for name in FIELDS} if current else dict(DEFAULTS)
+        merged.update(values)
+        if merged["cost_price"] > merged["sale_price"]:
+            out.fail(RowError(row, "cost_price", "must not be above sale_price"))
+            ok = False
+        if not ok:
+            continue
+        if current is None:
+            merged["id"] = uuid7()
+            inserts.append(merged)
+            out.created += 1
+        elif any(merged[name] != current[name] for name in present):
+            merged["id"] = current["id"]
+            updates.append(merged)
+            out.updated += 1
+        else:
+            out.unchanged += 1
+    if write and out.error_count == 0:
+        await _write(session, updates, _UPDATE)
+        await _write(session, inserts, _INSERT)
+
+
+def _open_text(binary: IO[bytes]) -> io.TextIOWrapper:
+    # `utf-8-sig` drops the byte order mark spreadsheet programs like to write.
+    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+
+
+async def import_products(
+    session: AsyncSession,
+    binary: IO[bytes],
+    ctx: Context,
+    *,
+    dry_run: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ImportResult:
+    """Upsert products from CSV by sku. Raises ImportRejected (422) listing bad rows; then
+    nothing is written. With `dry_run` nothing is written either way; counts are reported."""
+    stream = _open_text(binary)
+    out = Outcome()
+    try:
+        try:
+            reader = csv.reader(stream)
+            header = await asyncio.to_thread(next, reader, None)
+            if header is None:
+                raise ImportRejected(
+                    "the file is empty",
+                    errors=[RowError(1, None, "no header row").as_problem_error()],
+                )
+            columns = _Columns(header)
+            if columns.missing:
+                errors = [
+                    RowError(1, name, "required column is missing") for name in columns.missing
+                ]
+                raise ImportRejected(
+                    f"missing columns: {', '.join(columns.missing)}",
+                    errors=[e.as_problem_error() for e in errors],
+                )
+            async with session.begin():
+                lookups = _Lookups(
+                    categories=await repository.categories_by_lower_name(session),
+                    suppliers=await repository.suppliers_by_lower_name(session),
+                )
+                next_row = 2  # spreadsheet numbering: the header is row 1
+                records = iter(reader)
+                while True:
+                    batch, parse_errors, count = await asyncio.to_thread(
+                        _parse_batch, records, columns, next_row, BATCH_ROWS
+                    )
+                    for error in parse_errors:
+                        out.fail(error)
+                    if batch:
+                        await _process_batch(
+                            session, batch, columns.present, lookups, out, write=not dry_run
+                        )
+                    next_row += count
+                    if progress is not None:
+                        progress(next_row - 2, _position(binary))
+                    if count < BATCH_ROWS:
+                        break
+                if out.error_count:
+                    raise _rejected(out)
+                if not dry_run:
+                    events.record(
+                        session,
+                        "product.imported",
+                        ctx,
+                        data={
+                            "created": out.created,
+                            "updated": out.updated,
+                            "unchanged": out.unchanged,
+                            "rows": next_row - 2,
+                        },
+                    )
+        except UnicodeDecodeError:
+            raise ImportRejected(
+                "the file is not UTF-8 text",
+                errors=[RowError(1, None, "the file is not UTF-8 text").as_problem_error()],
+            ) from None
+        except csv.Error as exc:
+            raise ImportRejected(
+                f"the file is not valid CSV ({exc})",
+                errors=[RowError(0, None, f"not valid CSV: {exc}").as_problem_error()],
+            ) from None
+        except IntegrityError as exc:
+            # A concurrent change won a race against this import (a sku or barcode appeared).
+            raise integrity_error(exc) from None
+    finally:
+        stream.detach()  # leave the caller's file open; it owns it
+    return ImportResult(
+        created=out.created, updated=out.updated, unchanged=out.unchanged, dry_run=dry_run
+    )
+
+
+def _rejected(out: Outcome) -> ImportRejected:
+    more = out.error_count - len(out.errors)
+    detail = f"{out.error_count} invalid row value(s); nothing was imported"
+    if more:
+        detail += f" (first {len(out.errors)} listed)"
+    return ImportRejected(detail, errors=[e.as_problem_error() for e in out.errors])
+
+
+def _position(binary: IO[bytes]) -> int:
+    try:
+        return binary.tell()
+    except (OSError, ValueError):
+        return 0

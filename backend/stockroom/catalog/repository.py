@@ -1,0 +1,394 @@
+"""SQL of the catalog domain. Never commits; the service owns the transaction.
+
+Stock levels are read here (on hand per product) but never written: they belong to the ledger.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    and_,
+    exists,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from stockroom.catalog.models import Category, Product, Supplier, Warehouse
+from stockroom.http.pagination import Sort
+from stockroom.stock.models import StockLevel
+
+# Sort fields of each list, in the order the contract names them.
+CATEGORY_SORTS = ("name", "created_at")
+SUPPLIER_SORTS = ("name", "created_at")
+WAREHOUSE_SORTS = ("code", "name", "created_at")
+PRODUCT_SORTS = ("name", "sku", "created_at", "sale_price", "on_hand")
+
+
+def constraint_of(exc: IntegrityError) -> str:
+    """The name of the violated constraint (or the message, to match names against)."""
+    cause = getattr(exc.orig, "__cause__", None)
+    name = getattr(cause, "constraint_name", None)
+    return name if isinstance(name, str) else str(exc.orig)
+
+
+def like_pattern(text: str) -> str:
+    """`%text%` for ILIKE, with the user's own `%`, `_` and `\\` taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _ordered(statement: Select[Any], column: Any, sort: Sort, id_column: Any) -> Select[Any]:
+    # The id tiebreak makes the order total, so pages never overlap or skip rows.
+    if sort.descending:
+        return statement.order_by(column.desc(), id_column.desc())
+    return statement.order_by(column.asc(), id_column.asc())
+
+
+async def _page(
+    session: AsyncSession, statement: Select[Any], offset: int, limit: int
+) -> tuple[Sequence[Any], int]:
+    total = await session.scalar(
+        statement.order_by(None).with_only_columns(func.count(), maintain_column_froms=True)
+    )
+    rows = (await session.execute(statement.offset(offset).limit(limit))).all()
+    return rows, int(total or 0)
+
+
+# Categories
+
+
+async def get_category(session: AsyncSession, category_id: uuid.UUID) -> Category | None:
+    return await session.get(Category, category_id)
+
+
+async def list_categories(
+    session: AsyncSession,
+    *,
+    parent_id: uuid.UUID | None,
+    roots_only: bool,
+    q: str | None,
+    sort: Sort,
+    offset: int,
+    limit: int,
+) -> tuple[list[Category], int]:
+    statement = select(Category)
+    if parent_id is not None:
+        statement = statement.where(Category.parent_id == parent_id)
+    elif roots_only:
+        statement = statement.where(Category.parent_id.is_(None))
+    if q:
+        statement = statement.where(Category.name.ilike(like_pattern(q), escape="\\"))
+    column = getattr(Category, sort.field)
+    rows, total = await _page(
+        session, _ordered(statement, column, sort, Category.id), offset, limit
+    )
+    return [row[0] for row in rows], total
+
+
+async def sibling_name_taken(
+    session: AsyncSession, name: str, parent_id: uuid.UUID | None, exclude_id: uuid.UUID | None
+) -> bool:
+    condition = and_(
+        Category.name == name,
+        Category.parent_id.is_(None) if parent_id is None else Category.parent_id == parent_id,
+    )
+    if exclude_id is not None:
+        condition = and_(condition, Category.id != exclude_id)
+    return bool(await session.scalar(select(exists().where(condition))))
+
+
+def subtree_ids(root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+    """The ids of a category and all its descendants (recursive CTE)."""
+    tree = select(Category.id).where(Category.id == root_id).cte("category_tree", recursive=True)
+    child = aliased(Category)
+    tree = tree.union_all(select(child.id).join(tree, child.parent_id == tree.c.id))
+    return select(tree.c.id)
+
+
+async def is_in_subtree(session: AsyncSession, root_id: uuid.UUID, candidate_id: uuid.UUID) -> bool:
+    ids = subtree_ids(root_id).subquery()
+    return bool(await session.scalar(select(exists().where(ids.c.id == candidate_id))))
+
+
+async def category_has_children(session: AsyncSession, category_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Category.parent_id == category_id))))
+
+
+async def category_has_products(session: AsyncSession, category_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Product.category_id == category_id))))
+
+
+# Suppliers
+
+
+async def get_supplier(session: AsyncSession, supplier_id: uuid.UUID) -> Supplier | None:
+    return await session.get(Supplier, supplier_id)
+
+
+async def list_suppliers(
+    session: AsyncSession, *, q: str | None, sort: Sort, offset: int, limit: int
+) -> tuple[list[Supplier], int]:
+    statement = select(Supplier)
+    if q:
+        pattern = like_pattern(q)
+        statement = statement.where(
+            or_(
+                Supplier.name.ilike(pattern, escape="\\"),
+                Supplier.email.ilike(pattern, escape="\\"),
+            )
+        )
+    column = getattr(Supplier, sort.field)
+    rows, total = await _page(
+        session, _ordered(statement, column, sort, Supplier.id), offset, limit
+    )
+    return [row[0] for row in rows], total
+
+
+async def supplier_name_taken(
+    session: AsyncSession, name: str, exclude_id: uuid.UUID | None
+) -> bool:
+    condition = Supplier.name == name
+    if exclude_id is not None:
+        condition = and_(condition, Supplier.id != exclude_id)
+    return bool(await session.scalar(select(exists().where(condition))))
+
+
+async def supplier_has_products(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
+    return bool(await session.scalar(select(exists().where(Product.supplier_id == supplier_id))))
+
+
+# Warehouses
+
+
+async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Warehouse | None:
+    return await session.get(Warehouse, warehouse_id)
+
+
+async def list_warehouses(
+    session: AsyncSession,
+    *,
+    is_active: bool | None,
+    q: str | None,
+    sort: Sort,
+    offset: int,
+    limit: int,
+) -> tuple[list[Warehouse], int]:
+    statement = select(Warehouse)
+    if is_active is not None:
+        statement = statement.where(Warehouse.is_active.is_(is_active))
+    if q:
+        pattern = like_pattern(q)
+        statement = statement.where(
+            or_(
+                Warehouse.code.ilike(pattern, escape="\\"),
+                Warehouse.name.ilike(pattern, escape="\\"),
+            )
+        )
+    column = getattr(Warehouse, sort.field)
+    rows, total = await _page(
+        session, _ordered(statement, column, sort, Warehouse.id), offset, limit
+    )
+    return [row[0] for row in rows], total
+
+
+async def warehouse_code_taken(
+    session: AsyncSession, code: str, exclude_id: uuid.UUID | None
+) -> bool:
+    condition = func.lower(Warehouse.code) == code.lower()
+    if exclude_id is not None:
+        condition = and_(condition, Warehouse.id != exclude_id)
+    return bool(await session.scalar(select(exists().where(condition))))
+
+
+async def warehouse_holds_stock(session: AsyncSession, warehouse_id: uuid.UUID) -> bool:
+    return bool(
+        await session.scalar(
+            select(
+                exists().where(
+                    StockLevel.warehouse_id == warehouse_id,
+                    or_(StockLevel.on_hand > 0, StockLevel.in_transit_out > 0),
+                )
+            )
+        )
+    )
+
+
+# Products
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilters:
+    q: str | None = None
+    category_id: uuid.UUID | None = None
+    supplier_id: uuid.UUID | None = None
+    is_active: bool | None = None
+    low_stock: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+def on_hand_total() -> ColumnElement[int]:
+    """Total on hand over all warehouses, correlated to the outer `products` row.
+
+    A scalar subquery in the select list is evaluated only for the rows a page returns (unless
+    the caller sorts or filters on it), through the (product_id, warehouse_id) primary key.
+    """
+    return (
+        select(func.coalesce(func.sum(StockLevel.on_hand), 0))
+        .where(StockLevel.product_id == Product.id)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+
+
+PRODUCT_COLUMNS = tuple(column for column in Product.__table__.columns)
+
+
+def product_rows() -> Select[Any]:
+    """Every product column plus `on_hand`, one row per product."""
+    return select(*PRODUCT_COLUMNS, on_hand_total().label("on_hand"))
+
+
+def _filtered(statement: Select[Any], filters: ProductFilters) -> Select[Any]:
+    if filters.q:
+        pattern = like_pattern(filters.q)
+        statement = statement.where(
+            or_(
+                Product.name.ilike(pattern, escape="\\"),
+                Product.sku.ilike(pattern, escape="\\"),
+                Product.description.ilike(pattern, escape="\\"),
+                Product.barcode.ilike(pattern, escape="\\"),
+            )
+        )
+    if filters.category_id is not None:
+        statement = statement.where(Product.category_id.in_(subtree_ids(filters.category_id)))
+    if filters.supplier_id is not None:
+        statement = statement.where(Product.supplier_id == filters.supplier_id)
+    if filters.is_active is not None:
+        statement = statement.where(Product.is_active.is_(filters.is_active))
+    if filters.low_stock is not None:
+        low = on_hand_total() <= Product.reorder_point
+        statement = statement.where(low if filters.low_stock else ~low)
+    if filters.created_from is not None:
+        statement = statement.where(Product.created_at >= filters.created_from)
+    if filters.created_to is not None:
+        statement = statement.where(Product.created_at < filters.created_to)
+    return statement
+
+
+def _product_sort_column(field: str) -> Any:
+    if field == "on_hand":
+        return on_hand_total()
+    return getattr(Product, field)
+
+
+def product_list_statement(filters: ProductFilters, sort: Sort) -> Select[Any]:
+    statement = _filtered(product_rows(), filters)
+    return _ordered(statement, _product_sort_column(sort.field), sort, Product.id)
+
+
+async def list_products(
+    session: AsyncSession, filters: ProductFilters, sort: Sort, offset: int, limit: int
+) -> tuple[list[dict[str, Any]], int]:
+    rows = (
+        await session.execute(product_list_statement(filters, sort).offset(offset).limit(limit))
+    ).all()
+    if offset == 0 and len(rows) < limit:
+        # The whole result fits on the first page: its length is the total.
+        total = len(rows)
+    else:
+        total = int(
+            await session.scalar(_filtered(select(func.count()).select_from(Product), filters)) or 0
+        )
+    return [dict(row._mapping) for row in rows], total
+
+
+async def get_product_row(session: AsyncSession, product_id: uuid.UUID) -> dict[str, Any] | None:
+    row = (await session.execute(product_rows().where(Product.id == product_id))).one_or_none()
+    return dict(row._mapping) if row is not None else None
+
+
+async def product_stock(session: AsyncSession, product_id: uuid.UUID) -> list[dict[str, Any]]:
+    rows = await session.execute(
+        select(
+            StockLevel.warehouse_id,
+            Warehouse.code.label("warehouse_code"),
+            StockLevel.on_hand,
+            StockLevel.in_transit_out,
+        )
+        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
+        .where(StockLevel.product_id == product_id)
+        .order_by(Warehouse.code)
+    )
+    return [dict(row._mapping) for row in rows]
+
+
+async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:
+    return await session.get(Product, product_id)
+
+
+async def sku_taken(session: AsyncSession, sku: str, exclude_id: uuid.UUID | None) -> bool:
+    condition = func.lower(Product.sku) == sku.lower()
+    if exclude_id is not None:
+        condition = and_(condition, Product.id != exclude_id)
+    return bool(await session.scalar(select(exists().where(condition))))
+
+
+async def barcode_taken(session: AsyncSession, barcode: str, exclude_id: uuid.UUID | None) -> bool:
+    condition = Product.barcode == barcode
+    if exclude_id is not None:
+        condition = and_(condition, Product.id != exclude_id)
+    return bool(await session.scalar(select(exists().where(condition))))
+
+
+def export_statement(filters: ProductFilters, sort: Sort) -> Select[Any]:
+    """The filtered list with category and supplier names, for CSV export."""
+    statement: Select[Any] = (
+        select(
+            *PRODUCT_COLUMNS,
+            on_hand_total().label("on_hand"),
+            Category.name.label("category"),
+            Supplier.name.label("supplier"),
+        )
+        .outerjoin(Category, Category.id == Product.category_id)
+        .outerjoin(Supplier, Supplier.id == Product.supplier_id)
+    )
+    statement = _filtered(statement, filters)
+    return _ordered(statement, _product_sort_column(sort.field), sort, Product.id)
+
+
+async def stream_rows(
+    session: AsyncSession, statement: Select[Any], batch: int = 2000
+) -> AsyncIterator[Sequence[Any]]:
+    """Rows in batches through a server-side cursor: constant memory for any result size."""
+    result = await session.stream(statement.execution_options(yield_per=batch))
+    async for partition in result.partitions(batch):
+        yield partition
+
+
+# Reference data by name, for the importer.
+
+
+async def categories_by_lower_name(session: AsyncSession) -> dict[str, list[uuid.UUID]]:
+    names: dict[str, list[uuid.UUID]] = {}
+    for category_id, name in await session.execute(select(Category.id, Category.name)):
+        names.setdefault(name.lower(), []).append(category_id)
+    return names
+
+
+async def suppliers_by_lower_name(session: AsyncSession) -> dict[str, list[uuid.UUID]]:
+    names: dict[str, list[uuid.UUID]] = {}
+    for supplier_id, name in await session.execute(select(Supplier.id, Supplier.name)):
+        names.setdefault(name.lower(), []).append(supplier_id)
+    return names

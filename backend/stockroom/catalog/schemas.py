@@ -1,0 +1,304 @@
+"""Request and response models of the catalog domain.
+
+Cost visibility is decided once, by choosing the response model: `ProductRead` has no
+`cost_price`/`margin` keys at all, `ProductReadWithCosts` adds them (see `product_read_model`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    computed_field,
+    field_validator,
+)
+
+MoneyStr = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
+]
+MoneyIn = Annotated[
+    Decimal,
+    Field(max_digits=12, decimal_places=2, description='a decimal string like "10.50"'),
+]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+OptionalText = Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=10_000)]
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+# Categories
+
+
+class CategoryCreate(_In):
+    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    description: OptionalText = None
+    parent_id: uuid.UUID | None = None
+
+
+class CategoryUpdate(_In):
+    name: (
+        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+        | None
+    ) = None
+    description: OptionalText = None
+    parent_id: uuid.UUID | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("name cannot be null")
+        return value
+
+
+class CategoryRead(_Out):
+    id: uuid.UUID
+    name: str
+    description: str | None
+    parent_id: uuid.UUID | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# Suppliers
+
+
+class SupplierCreate(_In):
+    name: Name
+    email: EmailStr | None = None
+    phone: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=50)] = None
+    address: OptionalText = None
+    notes: OptionalText = None
+
+
+class SupplierUpdate(_In):
+    name: Name | None = None
+    email: EmailStr | None = None
+    phone: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=50)] = None
+    address: OptionalText = None
+    notes: OptionalText = None
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_null(cls, value: str | None) -> str | None:
+        if value is None:
+            raise ValueError("name cannot be null")
+        return value
+
+
+class SupplierRead(_Out):
+    id: uuid.UUID
+    name: str
+    email: str | None
+    phone: str | None
+    address: str | None
+    notes: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# Warehouses
+
+WarehouseCode = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+    ),
+]
+
+
+class WarehouseCreate(_In):
+    code: WarehouseCode
+    name: Name
+    address: OptionalText = None
+    is_active: bool = True
+
+
+class WarehouseUpdate(_In):
+    code: WarehouseCode | None = None
+    name: Name | None = None
+    address: OptionalText = None
+    is_active: bool | None = None
+
+    @field_validator("code", "name", "is_active")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class WarehouseRead(_Out):
+    id: uuid.UUID
+    code: str
+    name: str
+    address: str | None
+    is_active: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+# Products
+
+Sku = Annotated[
+    str,
+    StringConstraints(
+        strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+    ),
+]
+Barcode = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+]
+Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+Quantity = Annotated[int, Field(ge=0, le=2_000_000_000)]
+
+
+class ProductCreate(_In):
+    sku: Sku
+    name: Name
+    description: OptionalText = None
+    category_id: uuid.UUID | None = None
+    supplier_id: uuid.UUID | None = None
+    unit: Unit = "each"
+    barcode: Barcode | None = None
+    cost_price: Annotated[MoneyIn, Field(ge=0)] = Decimal("0.00")
+    sale_price: Annotated[MoneyIn, Field(gt=0)]
+    reorder_point: Quantity = 0
+    reorder_quantity: Quantity = 0
+
+
+class ProductUpdate(_In):
+    """Partial update: only the fields sent change. `null` clears an optional field."""
+
+    sku: Sku | None = None
+    name: Name | None = None
+    description: OptionalText = None
+    category_id: uuid.UUID | None = None
+    supplier_id: uuid.UUID | None = None
+    unit: Unit | None = None
+    barcode: Barcode | None = None
+    cost_price: Annotated[MoneyIn, Field(ge=0)] | None = None
+    sale_price: Annotated[MoneyIn, Field(gt=0)] | None = None
+    reorder_point: Quantity | None = None
+    reorder_quantity: Quantity | None = None
+
+    @field_validator(
+        "sku", "name", "unit", "cost_price", "sale_price", "reorder_point", "reorder_quantity"
+    )
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("cannot be null")
+        return value
+
+
+class ProductRead(_Out):
+    """A product as every catalog reader sees it (no cost price, no margin)."""
+
+    id: uuid.UUID
+    sku: str
+    name: str
+    description: str | None
+    category_id: uuid.UUID | None
+    supplier_id: uuid.UUID | None
+    unit: str
+    barcode: str | None
+    sale_price: MoneyStr
+    reorder_point: int
+    reorder_quantity: int
+    is_active: bool
+    on_hand: int = Field(description="total on hand over all warehouses")
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class ProductReadWithCosts(ProductRead):
+    """A product as seen by callers holding `costs:read`: adds `cost_price` and `margin`."""
+
+    cost_price: MoneyStr
+
+    @computed_field(description="sale_price - cost_price")  # type: ignore[prop-decorator]
+    @property
+    def margin(self) -> Annotated[Decimal, PlainSerializer(lambda d: f"{d:.2f}", return_type=str)]:
+        return self.sale_price - self.cost_price
+
+
+class StockAt(BaseModel):
+    warehouse_id: uuid.UUID
+    warehouse_code: str
+    on_hand: int
+    in_transit_out: int
+
+
+class ProductDetail(ProductRead):
+    stock: list[StockAt]
+
+
+class ProductDetailWithCosts(ProductReadWithCosts):
+    stock: list[StockAt]
+
+
+def product_read_model(can_see_costs: bool) -> type[ProductRead]:
+    """The list-item model for a caller: the one place where cost visibility is decided."""
+    return ProductReadWithCosts if can_see_costs else ProductRead
+
+
+def product_detail_model(can_see_costs: bool) -> type[ProductRead]:
+    return ProductDetailWithCosts if can_see_costs else ProductDetail
+
+
+def export_columns(can_see_costs: bool) -> list[str]:
+    """CSV export columns, derived from the same visibility rule as the JSON models."""
+    columns = [
+        "sku",
+        "name",
+        "description",
+        "category",
+        "supplier",
+        "unit",
+        "barcode",
+        "sale_price",
+        "reorder_point",
+        "reorder_quantity",
+        "is_active",
+        "on_hand",
+        "id",
+        "created_at",
+    ]
+    if can_see_costs:
+        columns[7:7] = ["cost_price", "margin"]
+    return columns
+
+
+class ImportResult(BaseModel):
+    created: int
+    updated: int
+    unchanged: int
+    dry_run: bool
+
+
+class ImportRowError(BaseModel):
+    row: int = Field(description="1-based data row number (the header is row 0)")
+    field: str | None
+    msg: str
