@@ -21,6 +21,7 @@ from stockroom.health.router import router as health_router
 from stockroom.http.errors import install_error_handlers
 from stockroom.http.metrics import CONTENT_TYPE_LATEST, generate_latest
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
 from stockroom.reports.router import router as reports_router
 from stockroom.settings import Settings, get_settings
@@ -65,6 +66,7 @@ def create_app(
     app.state.settings = settings
 
     install_error_handlers(app)
+    install_openapi(app)
     api = APIRouter(prefix=API_PREFIX)
     for router in (
         health_router,

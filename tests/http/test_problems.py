@@ -142,3 +142,23 @@ async def test_unknown_sort_field_is_422_naming_the_allowed_fields(
     )
     assert body["errors"][0]["loc"] == ["query", "sort"]
     assert "name, created_at" in body["detail"]
+
+
+async def test_undecodable_body_is_a_422_problem(test_client: httpx.AsyncClient) -> None:
+    response = await test_client.post(
+        "/_test/widgets", content=b"/\xff\xfed", headers={"content-type": "application/json"}
+    )
+    body = assert_problem(response, 422, "validation_error")
+    assert body["errors"][0]["loc"] == ["body"]
+
+
+async def test_openapi_documents_shared_error_responses(test_client: httpx.AsyncClient) -> None:
+    schema = (await test_client.get("/openapi.json")).json()
+    ready = schema["paths"]["/api/v1/health/ready"]["get"]["responses"]
+    assert "503" in ready
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if operation.get("requestBody"):
+                assert {"413", "422"} <= operation["responses"].keys(), (method, path)
+            if operation.get("security"):
+                assert "401" in operation["responses"], (method, path)

@@ -196,8 +196,23 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return problem_response(422, "validation_error", "Unprocessable Content", detail, errors=errors)
 
 
+BODY_PARSE_FAILURE = "There was an error parsing the body"
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == BODY_PARSE_FAILURE:
+        # FastAPI answers 400 for bodies it cannot decode (bad UTF-8, broken multipart); to a
+        # client that is the same mistake as malformed JSON, which is a 422 everywhere else.
+        return problem_response(
+            422,
+            "validation_error",
+            "Unprocessable Content",
+            "the request body could not be parsed",
+            errors=[
+                {"loc": ["body"], "msg": "the body could not be parsed", "type": "body_invalid"}
+            ],
+        )
     code, title = _STATUS_CODES.get(exc.status_code, ("http_error", "Error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 404 and detail == "Not Found":
