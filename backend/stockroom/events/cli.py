@@ -1,13 +1,135 @@
-"""`stockroom relay` and the `stockroom events ...` group."""
+"""`stockroom relay` and the `stockroom events ...` group (`events replay`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated
+
 import typer
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from stockroom.events.store import EventStore
+from stockroom.settings import Settings
 
 # The `stockroom events` group; other domains add commands to it (activity: `events export`).
 events_app = typer.Typer(help="Activity events: replay into the event store, export.")
 
+IN_PROCESS_EXPLANATION = (
+    "MONGODB_URL is not set: the event store is in-process, inside `stockroom serve`, which "
+    "rebuilds it from the outbox at every start and runs its own relay."
+)
+
+
+def _settings() -> Settings:
+    from stockroom.cli import load_settings
+
+    return load_settings()
+
+
+async def _open_store(settings: Settings) -> EventStore:
+    """The configured MongoDB store (tests replace this function)."""
+    from stockroom.events.store import open_event_store
+
+    return await open_event_store(settings)
+
+
+@asynccontextmanager
+async def _pipeline_resources(
+    settings: Settings,
+) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], EventStore]]:
+    from stockroom.db.runtime import open_database
+
+    async with open_database(settings) as database:
+        store = await _open_store(settings)
+        try:
+            yield database.sessionmaker, store
+        finally:
+            store.close()
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@events_app.command("replay")
+def replay_command(
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="replay events that occurred at or after this date/time (UTC unless an offset "
+            "is given); default: every retained event",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"],
+        ),
+    ] = None,
+) -> None:
+    """Write the retained outbox events to MongoDB again (idempotent: a second run changes
+    nothing)."""
+    from stockroom.events.relay import count_retained, replay
+
+    settings = _settings()
+    if not settings.mongodb_url:
+        typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Nothing to replay.", err=True)
+        raise typer.Exit(2)
+    since_utc = _as_utc(since)
+
+    async def run() -> None:
+        async with _pipeline_resources(settings) as (sessionmaker, store):
+            total = await count_retained(sessionmaker, since=since_utc)
+            with typer.progressbar(length=total, label="Replaying events") as bar:
+                outcome = await replay(
+                    sessionmaker,
+                    store,
+                    since=since_utc,
+                    progress=bar.update,
+                )
+        typer.echo(
+            f"replayed {outcome.events} events: {outcome.inserted} new, "
+            f"{outcome.updated} changed, {outcome.unchanged} already up to date"
+        )
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        typer.echo(
+            f"stockroom: replay failed ({type(exc).__name__}: {exc}); run it again", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+def relay_command() -> None:
+    """Run the outbox relay in this process (for deployments that run it apart from the API)."""
+    from stockroom.events.relay import Relay
+    from stockroom.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings)
+    if not settings.mongodb_url:
+        typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Set MONGODB_URL to run a relay.", err=True)
+        raise typer.Exit(2)
+
+    async def run() -> None:
+        async with _pipeline_resources(settings) as (sessionmaker, store):
+            task = asyncio.create_task(Relay(sessionmaker, store, settings).run())
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError):
+                    loop.add_signal_handler(sig, task.cancel)
+            typer.echo("outbox relay running; Ctrl-C to stop")
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            typer.echo("outbox relay stopped")
+
+    asyncio.run(run())
+
 
 def register(app: typer.Typer) -> None:
     """Add this domain's commands to the `stockroom` command."""
+    app.command("relay")(relay_command)
     app.add_typer(events_app, name="events")

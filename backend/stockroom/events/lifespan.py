@@ -1,21 +1,44 @@
-"""Start and stop the event store connection and the outbox relay with the app.
-
-Placeholder until the event pipeline lands: the event store is reported healthy without a check.
-"""
+"""Start and stop the event store connection and the outbox relay with the app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import structlog
 from fastapi import FastAPI
 
+from stockroom.events.relay import Relay, rebuild_in_process_store
+from stockroom.events.store import open_event_store
+from stockroom.settings import Settings
 
-async def _event_store_ping_stub() -> bool:
-    return True  # stub: replaced by a real ping when the event pipeline lands
+log = structlog.get_logger("stockroom.events")
 
 
 @asynccontextmanager
 async def event_pipeline(app: FastAPI) -> AsyncIterator[None]:
-    app.state.event_store_ping = _event_store_ping_stub
-    yield
+    """Open the event store (`app.state.event_store`, `app.state.event_store_ping`), rebuild it
+    from the retained outbox when it is in-process, and run the relay when `RELAY_ENABLED`."""
+    settings: Settings = app.state.settings
+    sessionmaker = app.state.sessionmaker
+    store = await open_event_store(settings)
+    app.state.event_store = store
+    app.state.event_store_ping = store.ping
+    relay_task: asyncio.Task[None] | None = None
+    try:
+        if store.in_process:
+            rebuilt = await rebuild_in_process_store(sessionmaker, store)
+            if rebuilt:
+                log.info("in-process event store rebuilt from the outbox", events=rebuilt)
+        if settings.relay_enabled:
+            relay = Relay(sessionmaker, store, settings)
+            relay_task = asyncio.create_task(relay.run(), name="stockroom-outbox-relay")
+        yield
+    finally:
+        if relay_task is not None:
+            relay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relay_task
+        store.close()

@@ -6,11 +6,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Index, String, Text, func, text
+from sqlalchemy import Computed, Index, String, Text, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stockroom.db.base import Base
+
+ENTITY_KEY_SQL = "(payload -> 'entity' ->> 'type') || ':' || (payload -> 'entity' ->> 'id')"
 
 
 class OutboxEvent(Base):
@@ -19,6 +21,15 @@ class OutboxEvent(Base):
         # Claiming walks only undelivered rows in delivery order: O(batch), not O(table).
         Index(
             "ix_outbox_events_pending",
+            "occurred_at",
+            "id",
+            postgresql_where=text("delivered_at IS NULL"),
+        ),
+        # The relay's per-entity order gate: "is an earlier event of this entity still pending?"
+        # is one index probe per claimed row.
+        Index(
+            "ix_outbox_events_pending_entity",
+            "entity_key",
             "occurred_at",
             "id",
             postgresql_where=text("delivered_at IS NULL"),
@@ -39,3 +50,6 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     delivered_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    # `type:id` of the event's entity, derived by PostgreSQL from the payload so that no writer
+    # can get it wrong; NULL for events without an entity.
+    entity_key: Mapped[str | None] = mapped_column(Text, Computed(ENTITY_KEY_SQL, persisted=True))

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.db.base import utcnow, uuid7
 from stockroom.events.models import OutboxEvent
+from stockroom.events.wakeup import mark_outbox_pending
 from stockroom.http.context import Context
 
 # Field names that never enter an event, whatever the caller passes.
@@ -113,4 +114,5 @@ def record(
     when = occurred_at or utcnow()
     payload = build_payload(event_id, type_, when, ctx, entity=entity, changes=changes, data=data)
     session.add(OutboxEvent(id=event_id, type=type_, occurred_at=when, payload=payload))
+    mark_outbox_pending(session.sync_session)
     return event_id

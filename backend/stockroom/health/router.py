@@ -8,8 +8,8 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
-from sqlalchemy import text
 
+from stockroom.events.relay import outbox_status
 from stockroom.http.errors import problem_responses
 
 router = APIRouter(prefix="/health", tags=["health"])
@@ -34,22 +34,13 @@ async def live() -> Live:
 
 @router.get("/ready", response_model=Ready, responses=problem_responses(503))
 async def ready(request: Request) -> Ready | JSONResponse:
-    """Readiness: PostgreSQL reachable (else 503); event store and outbox state reported."""
-    sessionmaker = request.app.state.sessionmaker
+    """Readiness: PostgreSQL reachable (else 503); event store and outbox state reported.
+
+    MongoDB down is `degraded`, not unready: writes go on through the outbox and the relay
+    delivers the backlog when it is back.
+    """
     try:
-        async with sessionmaker() as session, session.begin():
-            row = (
-                await asyncio.wait_for(
-                    session.execute(
-                        text(
-                            "SELECT count(*), "
-                            "coalesce(extract(epoch FROM now() - min(occurred_at)), 0) "
-                            "FROM outbox_events WHERE delivered_at IS NULL"
-                        )
-                    ),
-                    timeout=3,
-                )
-            ).one()
+        status = await asyncio.wait_for(outbox_status(request.app.state.sessionmaker), timeout=3)
     except Exception:
         body = Ready(
             postgres="unavailable", mongodb="degraded", outbox_backlog=0, outbox_oldest_age_s=0
@@ -59,6 +50,6 @@ async def ready(request: Request) -> Ready | JSONResponse:
     return Ready(
         postgres="ok",
         mongodb="ok" if event_store_ok else "degraded",
-        outbox_backlog=int(row[0]),
-        outbox_oldest_age_s=round(float(row[1]), 3),
+        outbox_backlog=status.backlog,
+        outbox_oldest_age_s=status.oldest_age_s,
     )

@@ -1,0 +1,407 @@
+"""The outbox relay: delivers committed outbox rows to the event store, exactly once in effect.
+
+One batch is one PostgreSQL transaction:
+
+1. claim up to `batch_size` due, undelivered rows in `(occurred_at, id)` order with
+   `FOR UPDATE SKIP LOCKED`, so several relays share the work without waiting on each other;
+   a row is held back while an earlier event of the same entity is still pending and not in the
+   batch (backed off, or claimed by another relay), so each entity's events reach the store in
+   their original order;
+2. write them with one ordered bulk upsert keyed by `_id = event id` (redelivery replaces a
+   document with itself);
+3. mark the written rows delivered; rows that failed get `attempts + 1`, `last_error` and an
+   exponential backoff with jitter. Nothing is ever dropped.
+
+A crash between 2 and 3 rolls the claim back; the rows are delivered again, which is a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import structlog
+from pymongo import ReplaceOne
+from pymongo.errors import BulkWriteError
+from sqlalchemy import Row, func, select, text, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from stockroom.db.base import utcnow
+from stockroom.events.documents import to_document
+from stockroom.events.metrics import (
+    DELIVERY_DELAY,
+    OUTBOX_BACKLOG,
+    OUTBOX_DELIVERED,
+    OUTBOX_DELIVERY_FAILURES,
+    RELAY_LAG,
+)
+from stockroom.events.models import OutboxEvent
+from stockroom.events.store import EventStore
+from stockroom.events.wakeup import subscription
+from stockroom.settings import Settings
+
+log = structlog.get_logger("stockroom.relay")
+
+Sessionmaker = async_sessionmaker[AsyncSession]
+
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 60.0
+WRITE_TIMEOUT_S = 30.0
+PRUNE_EVERY_S = 60.0
+GAUGES_EVERY_S = 1.0
+FAILURE_LOG_EVERY_S = 60.0
+
+_CLAIM = text(
+    """
+    WITH candidates AS MATERIALIZED (
+        SELECT id, occurred_at, entity_key, attempts, payload
+        FROM outbox_events
+        WHERE delivered_at IS NULL
+          AND next_attempt_at <= coalesce(CAST(:now AS timestamptz), now())
+        ORDER BY occurred_at, id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+    )
+    SELECT c.id, c.occurred_at, c.attempts, c.payload
+    FROM candidates AS c
+    WHERE c.entity_key IS NULL OR NOT EXISTS (
+        SELECT 1 FROM outbox_events AS e
+        WHERE e.delivered_at IS NULL
+          AND e.entity_key = c.entity_key
+          AND (e.occurred_at, e.id) < (c.occurred_at, c.id)
+          AND NOT EXISTS (SELECT 1 FROM candidates AS k WHERE k.id = e.id)
+    )
+    ORDER BY c.occurred_at, c.id
+    """
+)
+_MARK_DELIVERED = text(
+    "UPDATE outbox_events SET delivered_at = clock_timestamp(), attempts = attempts + 1 "
+    "WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+_BACK_OFF = text(
+    """
+    UPDATE outbox_events AS o
+    SET attempts = o.attempts + 1,
+        last_error = :error,
+        next_attempt_at = clock_timestamp() + make_interval(secs => v.delay)
+    FROM unnest(CAST(:ids AS uuid[]), CAST(:delays AS float8[])) AS v(id, delay)
+    WHERE o.id = v.id
+    """
+)
+_PRUNE = text(
+    """
+    DELETE FROM outbox_events WHERE id IN (
+        SELECT id FROM outbox_events
+        WHERE delivered_at IS NOT NULL AND delivered_at < now() - make_interval(days => :days)
+        LIMIT :limit
+    )
+    """
+)
+_STATUS = text(
+    "SELECT count(*), "
+    "coalesce(extract(epoch FROM clock_timestamp() - min(occurred_at)), 0) "
+    "FROM outbox_events WHERE delivered_at IS NULL"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    delivered: int
+    failed: int
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DrainOutcome:
+    delivered: int
+    failed: int
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxStatus:
+    backlog: int
+    oldest_age_s: float
+
+
+def backoff_delay(attempts: int) -> float:
+    """Seconds before the next attempt after `attempts` earlier ones: exponential, capped, with
+    jitter so that rows (and relays) do not retry in lockstep."""
+    delay = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** min(attempts, 16))
+    return delay * random.uniform(0.5, 1.0)
+
+
+def describe_error(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:2000]
+
+
+async def _write(store: EventStore, documents: Sequence[dict[str, Any]]) -> tuple[int, str | None]:
+    """Upsert `documents` in order; returns how many leading documents are surely written."""
+    if not documents:
+        return 0, None
+    requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
+    try:
+        await asyncio.wait_for(
+            store.collection.bulk_write(requests, ordered=True), timeout=WRITE_TIMEOUT_S
+        )
+    except BulkWriteError as exc:
+        # Ordered: everything before the first failed write was written.
+        indexes = [e.get("index", 0) for e in exc.details.get("writeErrors") or []]
+        return (min(indexes) if indexes else 0), describe_error(exc)
+    except Exception as exc:  # network, timeout, server error: the outcome is unknown
+        return 0, describe_error(exc)
+    return len(documents), None
+
+
+def _documents(rows: Sequence[Row[Any]]) -> tuple[list[dict[str, Any]], str | None]:
+    """Documents for the leading rows that convert; stops at the first that does not."""
+    documents: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            documents.append(to_document(row.payload))
+        except Exception as exc:
+            return documents, f"payload cannot be stored: {describe_error(exc)}"
+    return documents, None
+
+
+async def deliver_batch(
+    sessionmaker: Sessionmaker,
+    store: EventStore,
+    *,
+    batch_size: int = 500,
+    now: datetime | None = None,
+) -> BatchOutcome:
+    """Claim, write and mark one batch (see the module docstring). `now` overrides the database
+    clock when deciding which backed-off rows are due (tests use it to skip a backoff)."""
+    async with sessionmaker() as session, session.begin():
+        rows = (await session.execute(_CLAIM, {"now": now, "limit": batch_size})).all()
+        if not rows:
+            return BatchOutcome(0, 0)
+        documents, error = _documents(rows)
+        written, write_error = await _write(store, documents)
+        error = write_error or error
+        if written:
+            await session.execute(_MARK_DELIVERED, {"ids": [row.id for row in rows[:written]]})
+        failed = rows[written:]
+        if failed:
+            await session.execute(
+                _BACK_OFF,
+                {
+                    "ids": [row.id for row in failed],
+                    "delays": [backoff_delay(row.attempts) for row in failed],
+                    "error": error or "not written",
+                },
+            )
+    if written:
+        OUTBOX_DELIVERED.inc(written)
+        delivered_at = utcnow()
+        for row in rows[:written]:
+            DELIVERY_DELAY.observe(max(0.0, (delivered_at - row.occurred_at).total_seconds()))
+    if failed:
+        OUTBOX_DELIVERY_FAILURES.inc(len(failed))
+    return BatchOutcome(written, len(failed), error)
+
+
+async def drain(
+    sessionmaker: Sessionmaker,
+    store: EventStore,
+    *,
+    batch_size: int = 500,
+    now: datetime | None = None,
+) -> DrainOutcome:
+    """Deliver batches until nothing is deliverable, or a batch fails."""
+    delivered = 0
+    while True:
+        outcome = await deliver_batch(sessionmaker, store, batch_size=batch_size, now=now)
+        delivered += outcome.delivered
+        if outcome.failed:
+            return DrainOutcome(delivered, outcome.failed, outcome.error)
+        if outcome.delivered == 0:
+            return DrainOutcome(delivered, 0, None)
+
+
+async def deliver_pending(
+    sessionmaker: Sessionmaker,
+    store: EventStore,
+    *,
+    batch_size: int = 500,
+    now: datetime | None = None,
+) -> int:
+    """Deliver every pending event that is due now; returns how many were delivered.
+
+    What the relay loop runs on each wake-up; tests (which run with `RELAY_ENABLED=false`) call it
+    to deliver what they recorded.
+    """
+    return (await drain(sessionmaker, store, batch_size=batch_size, now=now)).delivered
+
+
+async def prune_delivered(
+    sessionmaker: Sessionmaker, retention_days: int, *, chunk: int = 5000
+) -> int:
+    """Delete delivered rows older than `retention_days` (0 keeps everything)."""
+    if retention_days <= 0:
+        return 0
+    pruned = 0
+    while True:
+        async with sessionmaker() as session, session.begin():
+            result = await session.execute(_PRUNE, {"days": retention_days, "limit": chunk})
+        count = int(getattr(result, "rowcount", 0) or 0)
+        pruned += count
+        if count < chunk:
+            return pruned
+
+
+async def outbox_status(sessionmaker: Sessionmaker) -> OutboxStatus:
+    """Backlog and the age of the oldest pending event; also refreshes the gauges."""
+    async with sessionmaker() as session, session.begin():
+        backlog, age = (await session.execute(_STATUS)).one()
+    status = OutboxStatus(int(backlog), round(float(age), 3))
+    OUTBOX_BACKLOG.set(status.backlog)
+    RELAY_LAG.set(status.oldest_age_s)
+    return status
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayOutcome:
+    events: int
+    inserted: int
+    updated: int
+
+    @property
+    def unchanged(self) -> int:
+        return self.events - self.inserted - self.updated
+
+
+async def count_retained(
+    sessionmaker: Sessionmaker, *, since: datetime | None = None, delivered_only: bool = False
+) -> int:
+    statement = select(OutboxEvent.id)
+    if since is not None:
+        statement = statement.where(OutboxEvent.occurred_at >= since)
+    if delivered_only:
+        statement = statement.where(OutboxEvent.delivered_at.is_not(None))
+    async with sessionmaker() as session, session.begin():
+        counted = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    return int(counted or 0)
+
+
+async def replay(
+    sessionmaker: Sessionmaker,
+    store: EventStore,
+    *,
+    since: datetime | None = None,
+    delivered_only: bool = False,
+    batch_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayOutcome:
+    """Write every retained outbox event (since `since`) to the store again, in order.
+
+    Idempotent: an event already stored identically is left unchanged. The outbox is only read,
+    so a replay never races the relays. Raises when the store fails (run it again).
+    """
+    events = inserted = updated = 0
+    after: tuple[datetime, uuid.UUID] | None = None
+    while True:
+        statement = (
+            select(OutboxEvent.occurred_at, OutboxEvent.id, OutboxEvent.payload)
+            .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
+            .limit(batch_size)
+        )
+        if since is not None:
+            statement = statement.where(OutboxEvent.occurred_at >= since)
+        if delivered_only:
+            statement = statement.where(OutboxEvent.delivered_at.is_not(None))
+        if after is not None:
+            statement = statement.where(
+                tuple_(OutboxEvent.occurred_at, OutboxEvent.id) > tuple_(*after)
+            )
+        async with sessionmaker() as session, session.begin():
+            rows = (await session.execute(statement)).all()
+        if not rows:
+            break
+        requests = [
+            ReplaceOne({"_id": d["_id"]}, d, upsert=True)
+            for d in (to_document(row.payload) for row in rows)
+        ]
+        result = await store.collection.bulk_write(requests, ordered=True)
+        events += len(rows)
+        inserted += int(result.upserted_count)
+        updated += int(result.modified_count)
+        after = (rows[-1].occurred_at, rows[-1].id)
+        if progress is not None:
+            progress(len(rows))
+    return ReplayOutcome(events, inserted, updated)
+
+
+async def rebuild_in_process_store(sessionmaker: Sessionmaker, store: EventStore) -> int:
+    """Fill a fresh in-process store with the delivered events the outbox retains."""
+    return (await replay(sessionmaker, store, delivered_only=True)).events
+
+
+class Relay:
+    """The relay loop: wakes on a local commit or every poll interval, drains, prunes, reports."""
+
+    def __init__(self, sessionmaker: Sessionmaker, store: EventStore, settings: Settings) -> None:
+        self.sessionmaker = sessionmaker
+        self.store = store
+        self.batch_size = settings.relay_batch_size
+        self.poll_interval_s = settings.relay_poll_interval_s
+        self.outbox_retention_days = settings.outbox_retention_days
+        self._failing_since: float | None = None
+        self._last_failure_log = 0.0
+        self._next_prune = 0.0
+        self._next_gauges = 0.0
+        self._next_init = 0.0
+
+    async def run(self) -> None:
+        """Run until cancelled."""
+        wake = asyncio.Event()
+        with subscription(wake):
+            log.info("outbox relay started", in_process_store=self.store.in_process)
+            while True:
+                wake.clear()
+                await self.tick()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), timeout=self.poll_interval_s)
+
+    async def tick(self) -> None:
+        """One round: deliver what is due, then the periodic chores. Never raises."""
+        now = time.monotonic()
+        try:
+            if not self.store.initialized and now >= self._next_init:
+                self._next_init = now + 10.0
+                await self.store.initialize()
+            outcome = await drain(self.sessionmaker, self.store, batch_size=self.batch_size)
+            self._report(outcome)
+            if now >= self._next_gauges:
+                self._next_gauges = now + GAUGES_EVERY_S
+                await outbox_status(self.sessionmaker)
+            if now >= self._next_prune:
+                self._next_prune = now + PRUNE_EVERY_S
+                pruned = await prune_delivered(self.sessionmaker, self.outbox_retention_days)
+                if pruned:
+                    log.info("pruned delivered outbox rows", rows=pruned)
+        except Exception as exc:  # PostgreSQL unreachable, ...: try again on the next tick
+            self._report(DrainOutcome(0, 1, describe_error(exc)))
+
+    def _report(self, outcome: DrainOutcome) -> None:
+        now = time.monotonic()
+        if outcome.failed:
+            if self._failing_since is None or now - self._last_failure_log >= FAILURE_LOG_EVERY_S:
+                log.warning(
+                    "event delivery failing; events stay in the outbox and are retried",
+                    error=outcome.error,
+                )
+                self._last_failure_log = now
+            if self._failing_since is None:
+                self._failing_since = now
+        elif outcome.delivered and self._failing_since is not None:
+            log.info("event delivery recovered", after_s=round(now - self._failing_since, 1))
+            self._failing_since = None

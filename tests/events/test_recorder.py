@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from stockroom.events import compute_changes, record
+from stockroom.events.recorder import SecretFieldError
+from tests.events.conftest import ALICE, Sessionmaker, outbox_rows, request_context
+
+
+class UseCaseFailed(Exception):
+    pass
+
+
+async def test_a_use_case_that_fails_after_recording_leaves_no_outbox_row(
+    fresh_sessionmaker: Sessionmaker,
+) -> None:
+    with pytest.raises(UseCaseFailed):
+        async with fresh_sessionmaker() as session, session.begin():
+            record(session, "widget.updated", request_context(), entity=("widget", uuid.uuid4()))
+            await session.flush()  # the row really reached PostgreSQL before the failure
+            raise UseCaseFailed
+
+    assert await outbox_rows(fresh_sessionmaker) == []
+
+
+async def test_a_committed_use_case_leaves_exactly_one_outbox_row(
+    fresh_sessionmaker: Sessionmaker,
+) -> None:
+    widget = uuid.uuid4()
+    async with fresh_sessionmaker() as session, session.begin():
+        event_id = record(session, "widget.updated", request_context(), entity=("widget", widget))
+
+    rows = await outbox_rows(fresh_sessionmaker)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row.id == event_id
+    assert row.type == "widget.updated"
+    assert row.delivered_at is None
+    assert row.attempts == 0
+    assert row.entity_key == f"widget:{widget}"
+    assert row.payload["id"] == str(event_id)
+    assert row.payload["actor"] == {"id": str(ALICE.id), "email": ALICE.email}
+    assert row.payload["request"] == {
+        "id": "req-1",
+        "ip": "203.0.113.7",
+        "user_agent": "pytest/8",
+        "method": "PATCH",
+        "path": "/api/v1/widgets/{widget_id}",
+    }
+
+
+async def test_the_event_id_is_fixed_when_recorded_and_time_ordered(
+    fresh_sessionmaker: Sessionmaker,
+) -> None:
+    async with fresh_sessionmaker() as session, session.begin():
+        first = record(session, "widget.created", request_context())
+        second = record(session, "widget.created", request_context())
+    assert first.version == 7
+    assert first < second
+    assert [row.id for row in await outbox_rows(fresh_sessionmaker)] == [first, second]
+
+
+def test_changes_hold_only_what_changed_as_json_safe_values() -> None:
+    when = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    supplier = uuid.uuid4()
+    changes = compute_changes(
+        {"name": "Bolt", "price": Decimal("10.50"), "supplier_id": None, "seen": when},
+        {"name": "Bolt M6", "price": Decimal("10.50"), "supplier_id": supplier, "seen": when},
+        fields=["name", "price", "supplier_id", "seen"],
+    )
+    assert changes == {
+        "name": {"old": "Bolt", "new": "Bolt M6"},
+        "supplier_id": {"old": None, "new": str(supplier)},
+    }
+
+
+@pytest.mark.parametrize(
+    "field", ["password", "password_hash", "refresh_token", "secret_key", "api_key"]
+)
+def test_changes_refuse_secret_fields(field: str) -> None:
+    with pytest.raises(SecretFieldError):
+        compute_changes({field: "a"}, {field: "b"}, fields=[field])
+
+
+async def test_secret_keys_never_enter_event_data(fresh_sessionmaker: Sessionmaker) -> None:
+    async with fresh_sessionmaker() as session, session.begin():
+        record(
+            session,
+            "user.created",
+            request_context(),
+            data={"email": "bob@example.com", "password": "hunter2", "nested": {"token": "x"}},
+        )
+    (row,) = await outbox_rows(fresh_sessionmaker)
+    assert row.payload["data"] == {"email": "bob@example.com", "nested": {}}
+    assert "hunter2" not in str(row.payload)
