@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
+from typing import Any
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth import repository
@@ -51,3 +54,44 @@ async def make_user(
 def bearer_headers(user_id: uuid.UUID, settings: Settings) -> dict[str, str]:
     token, _ = create_access_token(user_id, settings)
     return {"Authorization": f"Bearer {token}"}
+
+
+async def login_pair(
+    client: httpx.AsyncClient, email: str, password: str = DEFAULT_PASSWORD
+) -> dict[str, Any]:
+    """Log in through the JSON route and return the token pair (asserting success)."""
+    response = await client.post(
+        "/api/v1/auth/login-json", json={"email": email, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    pair: dict[str, Any] = response.json()
+    return pair
+
+
+def auth_headers(access_token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {access_token}"}
+
+
+async def outbox_payloads(session: AsyncSession, type_: str | None = None) -> list[dict[str, Any]]:
+    """Payloads of the outbox events recorded so far (optionally of one type), oldest first."""
+    from sqlalchemy import select
+
+    from stockroom.events.models import OutboxEvent
+
+    statement = select(OutboxEvent.payload).order_by(OutboxEvent.occurred_at, OutboxEvent.id)
+    if type_ is not None:
+        statement = statement.where(OutboxEvent.type == type_)
+    return list(await session.scalars(statement))
+
+
+class FakeClock:
+    """A settable clock for `app.state.clock`: tests move time instead of sleeping."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)

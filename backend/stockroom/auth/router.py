@@ -176,8 +176,8 @@ async def update_me(
     principal: CurrentUser,
     session: Session,
     ctx: WriteContext,
-    if_match: IfMatch,
     response: Response,
+    if_match: IfMatch = None,
 ) -> UserRead:
     """Change your own full name or email."""
     view = await service.update_profile(session, principal, data, if_match, ctx)
@@ -276,9 +276,9 @@ async def update_user(
     actor: WriteUsers,
     session: Session,
     ctx: WriteContext,
-    if_match: IfMatch,
     now: Now,
     response: Response,
+    if_match: IfMatch = None,
 ) -> UserRead:
     """Change a user's profile, status, roles or password (users:write)."""
     view = await service.update_user(session, user_id, data, if_match, actor, ctx, now)
@@ -296,8 +296,8 @@ async def deactivate_user(
     actor: WriteUsers,
     session: Session,
     ctx: WriteContext,
-    if_match: IfMatch,
     now: Now,
+    if_match: IfMatch = None,
 ) -> Response:
     """Deactivate a user (users:write): logins and existing tokens stop working at once."""
     await service.deactivate_user(session, user_id, if_match, actor, ctx, now)
