@@ -4,6 +4,14 @@ from stockroom.auth import models as auth_models
 from stockroom.catalog import models as catalog_models
 from stockroom.db.base import Base
 from stockroom.events import models as events_models
+from stockroom.http import idempotency as idempotency_models
 from stockroom.stock import models as stock_models
 
-__all__ = ["Base", "auth_models", "catalog_models", "events_models", "stock_models"]
+__all__ = [
+    "Base",
+    "auth_models",
+    "catalog_models",
+    "events_models",
+    "idempotency_models",
+    "stock_models",
+]
