@@ -1,0 +1,212 @@
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+
+import httpx
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stockroom.catalog.models import Product
+from stockroom.events.models import OutboxEvent
+from tests.conftest import ClientAs
+from tests.factories.catalog import make_category, make_product, make_supplier
+
+
+def csv_file(rows: list[dict[str, str]], header: list[str] | None = None) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header or list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue().encode()
+
+
+async def upload(c: httpx.AsyncClient, content: bytes, *, dry_run: bool = False) -> httpx.Response:
+    return await c.post(
+        "/api/v1/products/import",
+        params={"dry_run": "true"} if dry_run else {},
+        files={"file": ("products.csv", content, "text/csv")},
+    )
+
+
+async def count_products(session: AsyncSession, prefix: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(Product).where(Product.sku.like(f"{prefix}%"))
+        )
+        or 0
+    )
+
+
+def rows_for(prefix: str, n: int, category: str = "", supplier: str = "") -> list[dict[str, str]]:
+    return [
+        {
+            "sku": f"{prefix}{i:03d}",
+            "name": f"Imported {i}",
+            "category": category,
+            "supplier": supplier,
+            "cost_price": "2.50",
+            "sale_price": "5.00",
+            "reorder_point": "4",
+        }
+        for i in range(n)
+    ]
+
+
+async def test_import_creates_products_by_name_references(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    prefix = f"IMP{uuid.uuid4().hex[:6].upper()}-"
+    category = await make_category(session, name=f"Cat {prefix}")
+    supplier = await make_supplier(session, name=f"Sup {prefix}")
+    content = csv_file(rows_for(prefix, 25, category.name.upper(), supplier.name))
+    response = await upload(manager, content)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"created": 25, "updated": 0, "unchanged": 0, "dry_run": False}
+    assert await count_products(session, prefix) == 25
+    product = await session.scalar(select(Product).where(Product.sku == f"{prefix}007"))
+    assert product is not None
+    assert product.category_id == category.id
+    assert product.supplier_id == supplier.id
+    assert str(product.cost_price) == "2.50"
+    assert product.reorder_point == 4
+    imported = list(
+        await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "product.imported"))
+    )
+    assert len(imported) == 1
+    assert imported[0].payload["data"] == {"created": 25, "updated": 0, "unchanged": 0, "rows": 25}
+    created = await session.scalar(
+        select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == "product.created")
+    )
+    assert created == 0
+
+
+async def test_dry_run_changes_nothing(client_as: ClientAs, session: AsyncSession) -> None:
+    manager = await client_as("manager")
+    prefix = f"DRY{uuid.uuid4().hex[:6].upper()}-"
+    response = await upload(manager, csv_file(rows_for(prefix, 10)), dry_run=True)
+    assert response.status_code == 200
+    assert response.json() == {"created": 10, "updated": 0, "unchanged": 0, "dry_run": True}
+    assert await count_products(session, prefix) == 0
+
+
+async def test_reimport_reports_unchanged_then_updated_without_duplicates(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    prefix = f"RE{uuid.uuid4().hex[:6].upper()}-"
+    rows = rows_for(prefix, 12)
+    assert (await upload(manager, csv_file(rows))).json()["created"] == 12
+    again = await upload(manager, csv_file(rows))
+    assert again.json() == {"created": 0, "updated": 0, "unchanged": 12, "dry_run": False}
+    for row in rows[:5]:
+        row["sale_price"] = "6.00"
+        row["sku"] = row["sku"].lower()  # upsert matches sku case-insensitively
+    changed = await upload(manager, csv_file(rows))
+    assert changed.json() == {"created": 0, "updated": 5, "unchanged": 7, "dry_run": False}
+    assert (
+        await count_products(session, prefix) + await count_products(session, prefix.lower()) == 12
+    )
+
+
+async def test_one_bad_row_changes_nothing_and_is_reported(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    prefix = f"BAD{uuid.uuid4().hex[:6].upper()}-"
+    existing = await make_product(session, sku=f"{prefix}000", name="Before")
+    rows = rows_for(prefix, 20)
+    rows[0]["name"] = "After"
+    rows[13]["sale_price"] = "abc"  # spreadsheet row 15 (the header is row 1)
+    rows[16]["cost_price"] = "9.00"  # above the sale price
+    rows[17]["category"] = "No such category anywhere"
+    response = await upload(manager, csv_file(rows))
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "import_rejected"
+    assert [(e["row"], e["field"]) for e in body["errors"]] == [
+        (15, "sale_price"),
+        (18, "cost_price"),
+        (19, "category"),
+    ]
+    assert all(e["msg"] for e in body["errors"])
+    assert await count_products(session, prefix) == 1
+    await session.refresh(existing)
+    assert existing.name == "Before"
+
+
+async def test_duplicates_within_the_file_and_missing_columns_are_422(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    prefix = f"DUP{uuid.uuid4().hex[:6].upper()}-"
+    rows = rows_for(prefix, 3)
+    rows[2]["sku"] = rows[0]["sku"].lower()
+    duplicate = await upload(manager, csv_file(rows))
+    assert duplicate.status_code == 422
+    assert [(e["row"], e["field"]) for e in duplicate.json()["errors"]] == [(4, "sku")]
+    missing = await upload(manager, b"sku,name\nA-1,Thing\n")
+    assert missing.status_code == 422
+    assert missing.json()["errors"][0]["field"] == "sale_price"
+    taken = await make_product(session, barcode=f"BC{prefix}")
+    clash = await upload(
+        manager,
+        csv_file(
+            [
+                {
+                    "sku": f"{prefix}X",
+                    "name": "x",
+                    "sale_price": "1.00",
+                    "barcode": taken.barcode or "",
+                }
+            ]
+        ),
+    )
+    assert clash.status_code == 422
+    assert clash.json()["errors"][0]["field"] == "barcode"
+    not_utf8 = await upload(manager, "sku,name,sale_price\nA,Caf\u00e9,1.00\n".encode("latin-1"))
+    assert not_utf8.status_code == 422
+
+
+async def test_import_is_forbidden_without_catalog_write(client_as: ClientAs) -> None:
+    for role in ("staff", "analyst"):
+        c = await client_as(role)
+        assert (await upload(c, csv_file(rows_for("X-", 1)))).status_code == 403
+
+
+async def test_export_uses_the_list_filters_and_round_trips(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    root = await make_category(session, name=f"Export root {uuid.uuid4().hex[:6]}")
+    child = await make_category(session, parent=root)
+    supplier = await make_supplier(session)
+    in_child = await make_product(
+        session, category_id=child.id, supplier_id=supplier.id, description='has "quotes", commas'
+    )
+    in_root = await make_product(session, category_id=root.id)
+    await make_product(session)
+    response = await manager.get(
+        "/api/v1/products/export", params={"category_id": str(root.id), "sort": "sku"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert sorted(r["sku"] for r in rows) == sorted([in_child.sku, in_root.sku])
+    exported = next(r for r in rows if r["sku"] == in_child.sku)
+    assert exported["category"] == child.name
+    assert exported["supplier"] == supplier.name
+    assert exported["cost_price"] == "4.00"
+    assert exported["margin"] == "6.00"
+    assert exported["description"] == 'has "quotes", commas'
+    # Category names are unique only among siblings; this child's name is unique here.
+    again = await upload(manager, response.content)
+    assert again.status_code == 200, again.text
+    assert again.json() == {"created": 0, "updated": 0, "unchanged": 2, "dry_run": False}
+
+
+async def test_export_is_forbidden_without_catalog_read(client_as: ClientAs) -> None:
+    nobody = await client_as()
+    assert (await nobody.get("/api/v1/products/export")).status_code == 403
