@@ -6,6 +6,7 @@ deactivation and role changes apply on the very next request, not at token expir
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
@@ -14,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 
 from stockroom.auth import repository
-from stockroom.auth.repository import Principal
+from stockroom.auth.repository import Principal, UserView
 from stockroom.auth.tokens import InvalidToken, decode_access_token
 from stockroom.db.base import utcnow
 from stockroom.db.session import Session
@@ -49,28 +50,54 @@ def get_app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
+def _authenticated_user_id(token: str | None, settings: Settings) -> uuid.UUID:
+    if not token:
+        raise Unauthorized("missing bearer token")
+    try:
+        return decode_access_token(token, settings).user_id
+    except InvalidToken:
+        raise Unauthorized("invalid or expired token") from None
+
+
+def _remember_user(request: Request, user_id: uuid.UUID) -> None:
+    request.state.user_id = user_id
+    request.scope.setdefault("state", {})["user_id"] = user_id
+
+
 async def get_current_principal(
     request: Request,
     session: Session,
     settings: AppSettings,
     token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
-    if not token:
-        raise Unauthorized("missing bearer token")
-    try:
-        claims = decode_access_token(token, settings)
-    except InvalidToken:
-        raise Unauthorized("invalid or expired token") from None
+    user_id = _authenticated_user_id(token, settings)
     async with session.begin():
-        principal = await repository.load_principal(session, claims.user_id)
+        principal = await repository.load_principal(session, user_id)
     if principal is None or not principal.is_active:
         raise Unauthorized("invalid or expired token")
-    request.state.user_id = principal.id
-    request.scope.setdefault("state", {})["user_id"] = principal.id
+    _remember_user(request, principal.id)
     return principal
 
 
+async def get_current_profile(
+    request: Request,
+    session: Session,
+    settings: AppSettings,
+    token: Annotated[str | None, Depends(_bearer)],
+) -> UserView:
+    """The caller's own row, roles and permissions: authentication and `GET /users/me` in one
+    query, with exactly the checks of `get_current_principal`."""
+    user_id = _authenticated_user_id(token, settings)
+    async with session.begin():
+        view = await repository.get_user_view(session, user_id)
+    if view is None or not view.user.is_active:
+        raise Unauthorized("invalid or expired token")
+    _remember_user(request, user_id)
+    return view
+
+
 CurrentUser = Annotated[Principal, Depends(get_current_principal)]
+CurrentProfile = Annotated[UserView, Depends(get_current_profile)]
 
 
 def request_context(request: Request, principal: Principal | None) -> Context:

@@ -12,6 +12,7 @@ from stockroom.auth import service
 from stockroom.auth.deps import (
     AnonymousContext,
     AppSettings,
+    CurrentProfile,
     CurrentUser,
     Now,
     WriteContext,
@@ -165,9 +166,9 @@ async def logout(
 
 
 @users_router.get("/me", response_model=UserRead, responses=problem_responses(401))
-async def get_me(principal: CurrentUser, session: Session, response: Response) -> UserRead:
+async def get_me(profile: CurrentProfile, response: Response) -> UserRead:
     """Your own profile, roles and effective permissions."""
-    return _user_response(await service.get_user(session, principal.id), response)
+    return _user_response(profile, response)
 
 
 @users_router.patch("/me", response_model=UserRead, responses=problem_responses(401, 409, 412, 422))
