@@ -137,6 +137,32 @@ def migrate_command(
     typer.echo(f"database at revision {migrations.head_revision()}")
 
 
+@app.command()
+def psql(
+    command: Annotated[
+        str | None, typer.Option("-c", "--command", help="run one SQL command and exit")
+    ] = None,
+) -> None:
+    """Open the bundled psql on the embedded database (or print how to reach an external one)."""
+    import subprocess
+
+    from stockroom.db.embedded import psql_command
+    from stockroom.db.engine import describe_url
+    from stockroom.db.runtime import resolve_database
+
+    settings = load_settings()
+    if settings.database_url:
+        typer.echo(f"external database: {describe_url(settings.database_url)}; use your own psql")
+        raise typer.Exit(1)
+    target = resolve_database(settings)
+    argv = psql_command(target.embedded_server)
+    if command is not None:
+        argv += ["-At", "-c", command]
+    # A child process, not exec: this process must live on to release its handle on the
+    # embedded server, which stops it when nobody else uses it.
+    raise typer.Exit(subprocess.run(argv, check=False).returncode)
+
+
 def _register_domain_commands() -> None:
     from stockroom.activity.cli import register as register_activity
     from stockroom.auth.cli import register as register_auth

@@ -83,3 +83,16 @@ def test_serve_refuses_an_out_of_date_external_schema(
     assert "out of date" in result.stderr
     assert "stockroom migrate" in result.stderr
     del asyncio
+
+
+def test_a_killed_server_does_not_keep_postgres_running_forever(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with running_server(data_dir, free_port()) as (process, _):
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    # PostgreSQL outlived the killed API; the next server joins it, and stops it on a clean exit.
+    assert (data_dir / "postgres" / "postmaster.pid").exists()
+    with running_server(data_dir, free_port()) as (process, _):
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()

@@ -8,7 +8,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,3 +77,32 @@ def wait_ready(process: subprocess.Popen[str], base: str) -> None:
     process.kill()
     output = process.stdout.read() if process.stdout else ""
     raise AssertionError(f"not ready within {READY_TIMEOUT_S}s:\n{output}")
+
+
+def psql_scalar_rows(data_dir: Path, sql: str) -> list[str]:
+    """Rows of a query on the embedded database under `data_dir`, one string per row."""
+    result = run_cli(data_dir, "psql", "-c", sql)
+    assert result.returncode == 0, result.stderr
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def run_cli(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`stockroom ARGS` against the same data folder as a server started by `running_server`."""
+    return subprocess.run(
+        [sys.executable, "-m", "stockroom.cli", *args],
+        env=serve_env(data_dir, **env),
+        cwd=str(data_dir.parent),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 30, interval: float = 0.2) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not reached within {timeout}s")

