@@ -1,5 +1,84 @@
 """HTTP routes of the reports domain."""
 
-from fastapi import APIRouter
+from __future__ import annotations
 
-router = APIRouter()
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from fastapi.responses import JSONResponse
+
+from stockroom.auth.deps import require
+from stockroom.auth.permissions import Perm
+from stockroom.auth.repository import Principal
+from stockroom.db.session import Session
+from stockroom.http.errors import problem_responses
+from stockroom.reports import service
+from stockroom.reports.schemas import SalesGroupBy, SalesSummaryRow, StockValuation
+
+router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+@router.get(
+    "/sales-summary",
+    response_model=list[SalesSummaryRow],
+    status_code=200,
+    responses=problem_responses(401, 403, 422),
+    description=(
+        "Sales over `[from, to)` (ISO 8601; UTC when no offset; either may be omitted), grouped "
+        "by category, product, warehouse or UTC day. Net figures: returns count as negative "
+        "units and revenue, and a reversed sale or return is taken back on the day of its "
+        "reversal. Revenue is units x the unit_price recorded on each movement. `cost` and "
+        "`margin` appear only for callers with costs:read: cost is units x the product's "
+        "weighted average receipt unit_cost (receipts up to `to`, reversed receipts excluded), "
+        "or its current cost_price when it has no costed receipt; margin = revenue - cost. "
+        "Rows are ordered by revenue (highest first), or by day."
+    ),
+)
+async def sales_summary(
+    session: Session,
+    principal: Annotated[Principal, Depends(require(Perm.REPORTS_READ))],
+    date_from: Annotated[datetime | None, Query(alias="from")] = None,
+    date_to: Annotated[datetime | None, Query(alias="to")] = None,
+    group_by: Annotated[SalesGroupBy, Query()] = SalesGroupBy.DAY,
+) -> JSONResponse:
+    """Sales summary: units and revenue (cost and margin with costs:read) per group."""
+    with_costs = principal.can(Perm.COSTS_READ)
+    rows = await service.sales_summary(
+        session,
+        group_by=group_by,
+        date_from=_utc(date_from),
+        date_to=_utc(date_to),
+        with_costs=with_costs,
+    )
+    exclude = None if with_costs else {"cost", "margin"}
+    return JSONResponse([row.model_dump(mode="json", exclude=exclude) for row in rows])
+
+
+@router.get(
+    "/stock-valuation",
+    response_model=StockValuation,
+    status_code=200,
+    responses=problem_responses(401, 403, 404, 422),
+    description=(
+        "Stock at cost price per category: units are on hand plus in transit out of the "
+        "warehouse (goods on the road still belong to the sender until received, so transfers "
+        "never change the total), valued at each product's current cost_price. Inactive "
+        "products holding stock are included. `warehouse_id` restricts it to one warehouse "
+        "(404 if unknown)."
+    ),
+)
+async def stock_valuation(
+    session: Session,
+    _: Annotated[Principal, Depends(require(Perm.REPORTS_READ, Perm.COSTS_READ))],
+    warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
+) -> StockValuation:
+    """Stock valuation at cost."""
+    return await service.stock_valuation(session, warehouse_id)

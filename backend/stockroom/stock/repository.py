@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Unpack
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -171,7 +171,7 @@ class MovementFilter:
 
 
 def add_movement(session: AsyncSession, **values: Any) -> StockMovement:
-    movement = StockMovement(created_at=utcnow(), **values)
+    movement = StockMovement(**{"created_at": utcnow(), **values})
     session.add(movement)
     return movement
 
@@ -272,7 +272,7 @@ async def list_levels(
     return list(rows), int(total or 0)
 
 
-def _low_stock_query() -> Select[Unpack[tuple[Any, ...]]]:
+def _low_stock_query() -> Select[*tuple[Any, ...]]:
     totals = (
         select(
             StockLevel.product_id,
@@ -283,7 +283,7 @@ def _low_stock_query() -> Select[Unpack[tuple[Any, ...]]]:
         .subquery()
     )
     on_hand = func.coalesce(totals.c.on_hand, 0)
-    statement: Select[Unpack[tuple[Any, ...]]] = (
+    statement: Select[*tuple[Any, ...]] = (
         select(
             Product.id,
             Product.sku,

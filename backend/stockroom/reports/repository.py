@@ -1,0 +1,110 @@
+"""The report queries: all aggregation happens in PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stockroom.reports.schemas import SalesGroupBy
+
+# Sales lines: sales and returns (returns count negative), and reversals of either (which carry
+# the reversed movement's unit price), all signed so that units = -signed_quantity.
+# Unit cost per product: the weighted average unit_cost of its receipts up to the end of the
+# window, reversed receipts excluded; the product's cost price when it has none.
+_SALES_SUMMARY = """
+WITH lines AS (
+    SELECT m.product_id, m.warehouse_id, m.created_at,
+           -m.signed_quantity AS units,
+           -m.signed_quantity * m.unit_price AS revenue
+      FROM stock_movements m
+      LEFT JOIN stock_movements o ON o.id = m.reverses_id
+     WHERE (m.type IN ('sale', 'return')
+            OR (m.reverses_id IS NOT NULL AND o.type IN ('sale', 'return')))
+       AND (CAST(:date_from AS timestamptz) IS NULL OR m.created_at >= :date_from)
+       AND (CAST(:date_to AS timestamptz) IS NULL OR m.created_at < :date_to)
+), receipt_cost AS (
+    SELECT r.product_id, sum(r.quantity * r.unit_cost) / sum(r.quantity) AS unit_cost
+      FROM stock_movements r
+     WHERE r.type = 'receipt' AND r.unit_cost IS NOT NULL
+       AND (CAST(:date_to AS timestamptz) IS NULL OR r.created_at < :date_to)
+       AND NOT EXISTS (SELECT 1 FROM stock_movements x WHERE x.reverses_id = r.id)
+       AND r.product_id IN (SELECT product_id FROM lines)
+     GROUP BY r.product_id
+), grouped AS (
+    SELECT {key} AS key, {label} AS label,
+           sum(s.units)::bigint AS units,
+           coalesce(sum(s.revenue), 0) AS revenue,
+           round(sum(s.units * coalesce(rc.unit_cost, p.cost_price)), 2) AS cost
+      FROM lines s
+      JOIN products p ON p.id = s.product_id
+      LEFT JOIN receipt_cost rc ON rc.product_id = s.product_id
+      LEFT JOIN categories c ON c.id = p.category_id
+      LEFT JOIN warehouses w ON w.id = s.warehouse_id
+     GROUP BY 1, 2
+)
+SELECT key, label, units, round(revenue, 2) AS revenue, cost, round(revenue, 2) - cost AS margin
+  FROM grouped
+ ORDER BY {order}
+"""
+
+_GROUPS: dict[SalesGroupBy, tuple[str, str, str]] = {
+    SalesGroupBy.CATEGORY: (
+        "coalesce(c.id::text, 'uncategorized')",
+        "coalesce(c.name, 'Uncategorized')",
+        "revenue DESC, label, key",
+    ),
+    SalesGroupBy.PRODUCT: ("p.id::text", "p.name", "revenue DESC, label, key"),
+    SalesGroupBy.WAREHOUSE: ("w.id::text", "w.name", "revenue DESC, label, key"),
+    SalesGroupBy.DAY: (
+        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "key",
+    ),
+}
+_SALES_STATEMENTS = {
+    group: text(_SALES_SUMMARY.format(key=key, label=label, order=order))
+    for group, (key, label, order) in _GROUPS.items()
+}
+
+
+async def sales_summary(
+    session: AsyncSession,
+    group_by: SalesGroupBy,
+    date_from: datetime | None,
+    date_to: datetime | None,
+) -> list[Any]:
+    result = await session.execute(
+        _SALES_STATEMENTS[group_by], {"date_from": date_from, "date_to": date_to}
+    )
+    return list(result.all())
+
+
+_VALUATION = text(
+    """
+    SELECT c.id AS category_id, coalesce(c.name, 'Uncategorized') AS category,
+           sum(l.on_hand + l.in_transit_out)::bigint AS units,
+           sum((l.on_hand + l.in_transit_out) * p.cost_price) AS value
+      FROM stock_levels l
+      JOIN products p ON p.id = l.product_id
+      LEFT JOIN categories c ON c.id = p.category_id
+     WHERE (CAST(:warehouse_id AS uuid) IS NULL OR l.warehouse_id = :warehouse_id)
+     GROUP BY c.id, c.name
+    HAVING sum(l.on_hand + l.in_transit_out) > 0
+     ORDER BY category, category_id
+    """
+)
+
+
+async def stock_valuation(session: AsyncSession, warehouse_id: uuid.UUID | None) -> list[Any]:
+    return list((await session.execute(_VALUATION, {"warehouse_id": warehouse_id})).all())
+
+
+async def warehouse_exists(session: AsyncSession, warehouse_id: uuid.UUID) -> bool:
+    found = await session.scalar(
+        text("SELECT 1 FROM warehouses WHERE id = :id"), {"id": warehouse_id}
+    )
+    return found is not None
