@@ -18,11 +18,15 @@ class UseCaseFailed(Exception):
 async def test_a_use_case_that_fails_after_recording_leaves_no_outbox_row(
     fresh_sessionmaker: Sessionmaker,
 ) -> None:
-    with pytest.raises(UseCaseFailed):
+
+    async def failing_use_case() -> None:
         async with fresh_sessionmaker() as session, session.begin():
             record(session, "widget.updated", request_context(), entity=("widget", uuid.uuid4()))
             await session.flush()  # the row really reached PostgreSQL before the failure
             raise UseCaseFailed
+
+    with pytest.raises(UseCaseFailed):
+        await failing_use_case()
 
     assert await outbox_rows(fresh_sessionmaker) == []
 
@@ -53,15 +57,16 @@ async def test_a_committed_use_case_leaves_exactly_one_outbox_row(
     }
 
 
-async def test_the_event_id_is_fixed_when_recorded_and_time_ordered(
+async def test_event_ids_and_times_follow_the_recording_order(
     fresh_sessionmaker: Sessionmaker,
 ) -> None:
     async with fresh_sessionmaker() as session, session.begin():
-        first = record(session, "widget.created", request_context())
-        second = record(session, "widget.created", request_context())
-    assert first.version == 7
-    assert first < second
-    assert [row.id for row in await outbox_rows(fresh_sessionmaker)] == [first, second]
+        ids = [record(session, "widget.created", request_context()) for _ in range(500)]
+    assert {i.version for i in ids} == {7}
+    assert ids == sorted(ids)
+    rows = await outbox_rows(fresh_sessionmaker)  # ordered by occurred_at, then id
+    assert [row.id for row in rows] == ids
+    assert len({row.occurred_at for row in rows}) == len(ids)
 
 
 def test_changes_hold_only_what_changed_as_json_safe_values() -> None:

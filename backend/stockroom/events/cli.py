@@ -109,10 +109,10 @@ def relay_command() -> None:
     from stockroom.logs import configure_logging
 
     settings = _settings()
-    configure_logging(settings)
     if not settings.mongodb_url:
         typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Set MONGODB_URL to run a relay.", err=True)
         raise typer.Exit(2)
+    configure_logging(settings)
 
     async def run() -> None:
         async with _pipeline_resources(settings) as (sessionmaker, store):

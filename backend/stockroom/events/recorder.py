@@ -2,23 +2,62 @@
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from enum import Enum
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.db.base import utcnow, uuid7
+from stockroom.db.base import utcnow
 from stockroom.events.models import OutboxEvent
 from stockroom.events.wakeup import mark_outbox_pending
 from stockroom.http.context import Context
 
 # Field names that never enter an event, whatever the caller passes.
 _SECRET_NAME = re.compile(r"(password|passwd|secret|token|hash|api_?key)", re.IGNORECASE)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class _EventClock:
+    """Event ids and times that strictly increase within the process.
+
+    Two events recorded in the same microsecond (or millisecond, for the id) still sort in the
+    order they were recorded: the time is nudged forward by a microsecond, and the UUIDv7's 12-bit
+    `rand_a` field is a counter within the millisecond (RFC 9562, section 6.2, method 1).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last = _EPOCH
+        self._ms = -1
+        self._seq = 0
+
+    def next(self) -> tuple[uuid.UUID, datetime]:
+        with self._lock:
+            now = max(utcnow(), self._last + timedelta(microseconds=1))
+            unix_ms = (now - _EPOCH) // timedelta(milliseconds=1)
+            if unix_ms == self._ms:
+                self._seq += 1
+                if self._seq > 0xFFF:  # 4096 events in one millisecond: borrow the next one
+                    now = _EPOCH + timedelta(milliseconds=unix_ms + 1)
+                    unix_ms, self._seq = unix_ms + 1, 0
+            else:
+                self._seq = 0
+            self._ms, self._last = unix_ms, now
+            rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+            value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | self._seq << 64 | 0b10 << 62
+            return uuid.UUID(int=value | rand), now
+
+
+_clock = _EventClock()
 
 
 class SecretFieldError(ValueError):
@@ -110,8 +149,8 @@ def record(
     No I/O to the event store happens here: the relay delivers the row after commit, and a
     rollback discards it together with the change it describes.
     """
-    event_id = uuid7()
-    when = occurred_at or utcnow()
+    event_id, now = _clock.next()
+    when = occurred_at or now
     payload = build_payload(event_id, type_, when, ctx, entity=entity, changes=changes, data=data)
     session.add(OutboxEvent(id=event_id, type=type_, occurred_at=when, payload=payload))
     mark_outbox_pending(session.sync_session)

@@ -367,7 +367,10 @@ class Relay:
             log.info("outbox relay started", in_process_store=self.store.in_process)
             while True:
                 wake.clear()
-                await self.tick()
+                try:
+                    await self.tick()
+                except Exception:  # only reporting can fail here (e.g. a closed log stream)
+                    pass
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(wake.wait(), timeout=self.poll_interval_s)
 

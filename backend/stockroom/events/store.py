@@ -129,7 +129,8 @@ async def open_event_store(settings: Settings) -> EventStore:
         )
     else:
         store = in_process_event_store(settings.event_retention_days)
-        log.info(
+        # A fresh logger, not the module's cached one, so the line follows the current config.
+        structlog.get_logger("stockroom.events").info(
             "event store is in-process: events are in memory, rebuilt from the outbox at start; "
             "set MONGODB_URL to keep them in MongoDB"
         )
