@@ -216,3 +216,44 @@ async def test_lockout_is_committed_and_shared_by_every_replica(fresh_database: 
         await engine.dispose()
     assert failed == 7  # five wrong passwords, two attempts while locked
     assert locked == 1
+
+
+async def test_stale_failure_counters_are_pruned(
+    app: Any, client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from sqlalchemy import select
+
+    from stockroom.auth.models import LoginThrottle
+
+    clock = FakeClock()
+    app.state.clock = clock
+    for i in range(3):
+        await login_json(client, f"spray-{i}@example.com", "wrong")
+    clock.advance(minutes=16)
+    await login_json(client, "spray-last@example.com", "wrong")
+    remaining = set(await session.scalars(select(LoginThrottle.email)))
+    assert remaining == {"spray-last@example.com"}
+
+
+async def test_a_hash_with_old_parameters_is_upgraded_on_login(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    from pwdlib.hashers.argon2 import Argon2Hasher
+    from sqlalchemy import select
+
+    from stockroom.auth.models import User
+
+    weak = Argon2Hasher(memory_cost=8192, time_cost=1, parallelism=1).hash(DEFAULT_PASSWORD)
+    user = await make_user(session, email="legacy@example.com")
+    user.password_hash = weak
+    await session.flush()
+    assert (await login_json(client, "legacy@example.com", DEFAULT_PASSWORD)).status_code == 200
+    stored = await session.scalar(
+        select(User.password_hash)
+        .where(User.email == "legacy@example.com")
+        .execution_options(populate_existing=True)
+    )
+    assert stored != weak
+    assert stored is not None
+    assert "m=19456,t=2,p=1" in stored
+    assert (await login_json(client, "legacy@example.com", DEFAULT_PASSWORD)).status_code == 200

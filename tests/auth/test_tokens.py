@@ -153,3 +153,18 @@ async def test_refresh_token_is_not_an_access_token(
 
     pair = await login_pair(client, "refresh-as-access@example.com")
     await assert_401(client, pair["refresh_token"])
+
+
+async def test_openapi_offers_the_password_flow_for_swagger_authorize(
+    client: httpx.AsyncClient,
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    schemes = schema["components"]["securitySchemes"]
+    [scheme] = schemes.values()
+    assert scheme["type"] == "oauth2"
+    assert scheme["flows"]["password"]["tokenUrl"] == "/api/v1/auth/login"
+    name = next(iter(schemes))
+    assert {name: []} in schema["paths"]["/api/v1/users/me"]["get"]["security"]
+    assert "security" not in schema["paths"]["/api/v1/auth/login-json"]["post"]
+    form = schema["paths"]["/api/v1/auth/login"]["post"]["requestBody"]["content"]
+    assert "application/x-www-form-urlencoded" in form

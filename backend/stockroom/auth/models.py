@@ -85,5 +85,5 @@ class LoginThrottle(Base):
 
     email: Mapped[str] = mapped_column(String(320), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0, server_default="0")
-    window_started_at: Mapped[datetime] = mapped_column()
+    window_started_at: Mapped[datetime] = mapped_column(index=True)
     locked_until: Mapped[datetime | None] = mapped_column()

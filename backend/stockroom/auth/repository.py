@@ -282,6 +282,16 @@ async def get_refresh_token_for_update(
     return result
 
 
+async def delete_expired_tokens(session: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    """Forget a user's expired refresh tokens (an expired token is refused whether or not its
+    row still exists; rows of live families stay, so reuse within a family is still detected)."""
+    await session.execute(
+        delete(RefreshToken)
+        .where(RefreshToken.user_id == user_id, RefreshToken.expires_at < now)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def revoke_family(session: AsyncSession, family_id: uuid.UUID, now: datetime) -> int:
     result = await session.execute(
         update(RefreshToken)
@@ -350,6 +360,28 @@ async def register_failure(
         .execution_options(synchronize_session=False)
     )
     return until
+
+
+async def prune_stale_throttles(
+    session: AsyncSession, now: datetime, *, window: timedelta, keep: str, batch: int = 100
+) -> None:
+    """Delete a batch of counters whose window has passed and that lock nothing: they would be
+    reset on the next failure anyway, and a spray of unknown emails must not grow the table."""
+    stale = (
+        select(LoginThrottle.email)
+        .where(
+            LoginThrottle.window_started_at < now - window,
+            LoginThrottle.email != keep,
+            or_(LoginThrottle.locked_until.is_(None), LoginThrottle.locked_until < now),
+        )
+        .limit(batch)
+        .with_for_update(skip_locked=True)
+    )
+    await session.execute(
+        delete(LoginThrottle)
+        .where(LoginThrottle.email.in_(stale.scalar_subquery()))
+        .execution_options(synchronize_session=False)
+    )
 
 
 async def clear_failures(session: AsyncSession, email: str) -> None:

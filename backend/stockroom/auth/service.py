@@ -197,6 +197,10 @@ async def login(
             max_failures=settings.login_max_failures,
             lockout=timedelta(minutes=settings.login_lockout_minutes),
         )
+        # After the upsert, and skipping locked rows: never waits on another login's row.
+        await repository.prune_stale_throttles(
+            session, now, window=timedelta(minutes=settings.login_lockout_minutes), keep=email
+        )
         entity = ("user", candidate.user_id) if candidate and candidate.user_id else None
         events.record(
             session,
@@ -235,6 +239,7 @@ async def _complete_login(
             if upgraded_hash is not None:
                 user.password_hash = upgraded_hash
             await repository.clear_failures(session, email)
+            await repository.delete_expired_tokens(session, user.id, now)
             pair = _issue_pair(session, user.id, settings, now)
             events.record(
                 session, "auth.login_succeeded", _acting_as(ctx, user), entity=("user", user.id)

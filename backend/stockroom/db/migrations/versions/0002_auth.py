@@ -47,9 +47,16 @@ def upgrade() -> None:
         sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("email", name=op.f("pk_login_throttles")),
     )
+    op.create_index(
+        op.f("ix_login_throttles_window_started_at"),
+        "login_throttles",
+        ["window_started_at"],
+        unique=False,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_login_throttles_window_started_at"), table_name="login_throttles")
     op.drop_table("login_throttles")
     op.drop_index(op.f("ix_refresh_tokens_user_id"), table_name="refresh_tokens")
     op.drop_index(op.f("ix_refresh_tokens_family_id"), table_name="refresh_tokens")
