@@ -62,9 +62,8 @@ async def csv_chunks(
     writer.writerow(columns)
     yield buffer.getvalue()
     async with session.begin():
-        async for rows in repository.stream_rows(
-            session, repository.export_statement(filters, sort)
-        ):
+        statement, params = await repository.export_statement(session, filters, sort)
+        async for rows in repository.stream_rows(session, statement, params):
             buffer.seek(0)
             buffer.truncate()
             writer.writerows(_cells(row, columns) for row in rows)

@@ -84,6 +84,8 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
         ),
         # Keyset-friendly sort orders with the id tiebreak, so a page is an index range scan.
         Index("ix_products_name_id", "name", "id"),
+        # A category page is picked from this index alone (index-only scan), then joined back.
+        Index("ix_products_category_id_name_id", "category_id", "name", "id"),
         Index("ix_products_sku_id", "sku", "id"),
         Index("ix_products_created_at_id", "created_at", "id"),
         Index("ix_products_sale_price_id", "sale_price", "id"),
@@ -92,8 +94,9 @@ class Product(UUIDPrimaryKey, Timestamps, Base):
     sku: Mapped[str] = mapped_column(String(64))
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
+    # Indexed by ix_products_category_id_name_id (its leading column serves the foreign key).
     category_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("categories.id", ondelete="RESTRICT"), index=True
+        ForeignKey("categories.id", ondelete="RESTRICT")
     )
     supplier_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("suppliers.id", ondelete="RESTRICT"), index=True

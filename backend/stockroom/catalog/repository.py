@@ -9,12 +9,18 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    DateTime,
+    Integer,
     Select,
+    String,
+    Uuid,
     and_,
+    bindparam,
     exists,
     func,
     or_,
@@ -108,12 +114,24 @@ async def sibling_name_taken(
     return bool(await session.scalar(select(exists().where(condition))))
 
 
-def subtree_ids(root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
-    """The ids of a category and all its descendants (recursive CTE)."""
-    tree = select(Category.id).where(Category.id == root_id).cte("category_tree", recursive=True)
+def _subtree_statement() -> Select[tuple[uuid.UUID]]:
+    tree = (
+        select(Category.id)
+        .where(Category.id == bindparam("root_id", type_=Uuid))
+        .cte("category_tree", recursive=True)
+    )
     child = aliased(Category)
     tree = tree.union_all(select(child.id).join(tree, child.parent_id == tree.c.id))
     return select(tree.c.id)
+
+
+# Built once: constructing a recursive CTE costs more than running it.
+_SUBTREE = _subtree_statement()
+
+
+def subtree_ids(root_id: uuid.UUID) -> Select[tuple[uuid.UUID]]:
+    """The ids of a category and all its descendants (recursive CTE)."""
+    return _SUBTREE.params(root_id=root_id)
 
 
 async def is_in_subtree(session: AsyncSession, root_id: uuid.UUID, candidate_id: uuid.UUID) -> bool:
@@ -260,9 +278,57 @@ def product_rows() -> Select[Any]:
     return select(*PRODUCT_COLUMNS, on_hand_total().label("on_hand"))
 
 
-def _filtered(statement: Select[Any], filters: ProductFilters) -> Select[Any]:
+async def category_subtree(session: AsyncSession, root_id: uuid.UUID) -> list[uuid.UUID]:
+    """A category's id and its descendants' ids (recursive CTE); empty if it does not exist."""
+    return list(await session.scalars(_SUBTREE, {"root_id": root_id}))
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which filters a list request uses: list statements are built once per shape (with bind
+    parameters for the values) and reused, since building them costs more than running them."""
+
+    q: bool
+    category: bool
+    supplier: bool
+    is_active: bool | None
+    low_stock: bool | None
+    created_from: bool
+    created_to: bool
+
+
+def _shape_and_params(
+    filters: ProductFilters, category_ids: Sequence[uuid.UUID] | None
+) -> tuple[_Shape, dict[str, Any]]:
+    shape = _Shape(
+        q=bool(filters.q),
+        category=category_ids is not None,
+        supplier=filters.supplier_id is not None,
+        is_active=filters.is_active,
+        low_stock=filters.low_stock,
+        created_from=filters.created_from is not None,
+        created_to=filters.created_to is not None,
+    )
+    params: dict[str, Any] = {}
     if filters.q:
-        pattern = like_pattern(filters.q)
+        params["q_pattern"] = like_pattern(filters.q)
+    if category_ids is not None:
+        params["category_ids"] = list(category_ids)
+    if filters.supplier_id is not None:
+        params["supplier_id"] = filters.supplier_id
+    if filters.created_from is not None:
+        params["created_from"] = filters.created_from
+    if filters.created_to is not None:
+        params["created_to"] = filters.created_to
+    return shape, params
+
+
+def _filtered(statement: Select[Any], shape: _Shape) -> Select[Any]:
+    # The category subtree is resolved beforehand (`category_subtree`) and passed as a list of
+    # ids: the planner then estimates the matching rows from real statistics instead of a CTE
+    # guess, and picks the (category_id, name, id) index instead of walking the whole table.
+    if shape.q:
+        pattern = bindparam("q_pattern", type_=String)
         statement = statement.where(
             or_(
                 Product.name.ilike(pattern, escape="\\"),
@@ -271,19 +337,25 @@ def _filtered(statement: Select[Any], filters: ProductFilters) -> Select[Any]:
                 Product.barcode.ilike(pattern, escape="\\"),
             )
         )
-    if filters.category_id is not None:
-        statement = statement.where(Product.category_id.in_(subtree_ids(filters.category_id)))
-    if filters.supplier_id is not None:
-        statement = statement.where(Product.supplier_id == filters.supplier_id)
-    if filters.is_active is not None:
-        statement = statement.where(Product.is_active.is_(filters.is_active))
-    if filters.low_stock is not None:
+    if shape.category:
+        statement = statement.where(
+            Product.category_id.in_(bindparam("category_ids", expanding=True, type_=Uuid))
+        )
+    if shape.supplier:
+        statement = statement.where(Product.supplier_id == bindparam("supplier_id", type_=Uuid))
+    if shape.is_active is not None:
+        statement = statement.where(Product.is_active.is_(shape.is_active))
+    if shape.low_stock is not None:
         low = on_hand_total() <= Product.reorder_point
-        statement = statement.where(low if filters.low_stock else ~low)
-    if filters.created_from is not None:
-        statement = statement.where(Product.created_at >= filters.created_from)
-    if filters.created_to is not None:
-        statement = statement.where(Product.created_at < filters.created_to)
+        statement = statement.where(low if shape.low_stock else ~low)
+    if shape.created_from:
+        statement = statement.where(
+            Product.created_at >= bindparam("created_from", type_=DateTime(timezone=True))
+        )
+    if shape.created_to:
+        statement = statement.where(
+            Product.created_at < bindparam("created_to", type_=DateTime(timezone=True))
+        )
     return statement
 
 
@@ -293,25 +365,57 @@ def _product_sort_column(field: str) -> Any:
     return getattr(Product, field)
 
 
-def product_list_statement(filters: ProductFilters, sort: Sort) -> Select[Any]:
-    statement = _filtered(product_rows(), filters)
-    return _ordered(statement, _product_sort_column(sort.field), sort, Product.id)
+@lru_cache(maxsize=256)
+def _page_statements(shape: _Shape, sort: Sort) -> tuple[Select[Any], Select[Any]]:
+    sort_key = _product_sort_column(sort.field).label("sort_key")
+    page = _ordered(_filtered(select(Product.id, sort_key), shape), sort_key, sort, Product.id)
+    chosen = (
+        page.offset(bindparam("offset", type_=Integer))
+        .limit(bindparam("limit", type_=Integer))
+        .subquery("page")
+    )
+    listing = _ordered(
+        product_rows().join(chosen, chosen.c.id == Product.id), chosen.c.sort_key, sort, Product.id
+    )
+    count = _filtered(select(func.count()).select_from(Product), shape)
+    return listing, count
+
+
+def product_page_statements(
+    filters: ProductFilters,
+    category_ids: Sequence[uuid.UUID] | None,
+    sort: Sort,
+    offset: int,
+    limit: int,
+) -> tuple[Select[Any], Select[Any], dict[str, Any]]:
+    """The page query, the count query and their parameters, for the product list.
+
+    The page is chosen first on ids and sort keys only (which an index can answer without
+    touching the table), then joined back to the rows it needs ("deferred join").
+    """
+    shape, params = _shape_and_params(filters, category_ids)
+    listing, count = _page_statements(shape, sort)
+    return listing, count, params | {"offset": offset, "limit": limit}
+
+
+async def _category_ids(session: AsyncSession, filters: ProductFilters) -> list[uuid.UUID] | None:
+    if filters.category_id is None:
+        return None
+    return await category_subtree(session, filters.category_id)
 
 
 async def list_products(
     session: AsyncSession, filters: ProductFilters, sort: Sort, offset: int, limit: int
 ) -> tuple[list[dict[str, Any]], int]:
-    rows = (
-        await session.execute(product_list_statement(filters, sort).offset(offset).limit(limit))
-    ).all()
+    category_ids = await _category_ids(session, filters)
+    listing, count, params = product_page_statements(filters, category_ids, sort, offset, limit)
+    rows = (await session.execute(listing, params)).all()
     if offset == 0 and len(rows) < limit:
         # The whole result fits on the first page: its length is the total.
         total = len(rows)
     else:
-        total = int(
-            await session.scalar(_filtered(select(func.count()).select_from(Product), filters)) or 0
-        )
-    return [dict(row._mapping) for row in rows], total
+        total = int(await session.scalar(count, params) or 0)
+    return [row._asdict() for row in rows], total
 
 
 async def get_product_row(session: AsyncSession, product_id: uuid.UUID) -> dict[str, Any] | None:
@@ -352,8 +456,11 @@ async def barcode_taken(session: AsyncSession, barcode: str, exclude_id: uuid.UU
     return bool(await session.scalar(select(exists().where(condition))))
 
 
-def export_statement(filters: ProductFilters, sort: Sort) -> Select[Any]:
-    """The filtered list with category and supplier names, for CSV export."""
+async def export_statement(
+    session: AsyncSession, filters: ProductFilters, sort: Sort
+) -> tuple[Select[Any], dict[str, Any]]:
+    """The filtered list with category and supplier names, for CSV export, and its parameters."""
+    shape, params = _shape_and_params(filters, await _category_ids(session, filters))
     statement: Select[Any] = (
         select(
             *PRODUCT_COLUMNS,
@@ -364,15 +471,15 @@ def export_statement(filters: ProductFilters, sort: Sort) -> Select[Any]:
         .outerjoin(Category, Category.id == Product.category_id)
         .outerjoin(Supplier, Supplier.id == Product.supplier_id)
     )
-    statement = _filtered(statement, filters)
-    return _ordered(statement, _product_sort_column(sort.field), sort, Product.id)
+    statement = _filtered(statement, shape)
+    return _ordered(statement, _product_sort_column(sort.field), sort, Product.id), params
 
 
 async def stream_rows(
-    session: AsyncSession, statement: Select[Any], batch: int = 2000
+    session: AsyncSession, statement: Select[Any], params: dict[str, Any], batch: int = 2000
 ) -> AsyncIterator[Sequence[Any]]:
     """Rows in batches through a server-side cursor: constant memory for any result size."""
-    result = await session.stream(statement.execution_options(yield_per=batch))
+    result = await session.stream(statement.execution_options(yield_per=batch), params)
     async for partition in result.partitions(batch):
         yield partition
 

@@ -367,7 +367,7 @@ async def delete_warehouse(
 product_router = APIRouter(prefix="/products", tags=["products"])
 
 
-def product_filters(
+async def product_filters(
     q: Annotated[
         str | None,
         Query(
@@ -404,6 +404,10 @@ Filters = Annotated[ProductFilters, Depends(product_filters)]
 ProductSort = Annotated[Sort, Depends(sort_param(PRODUCT_SORTS, "name"))]
 
 
+# Parametrised once: `Page[Any]` builds a new model class each time it is written.
+_AnyPage = Page[Any]
+
+
 def _can_see_costs(principal: Principal) -> bool:
     return principal.can(Perm.COSTS_READ)
 
@@ -421,7 +425,7 @@ async def list_products(
     rows, total = await service.list_products(session, filters, sort, page)
     model = product_read_model(_can_see_costs(principal))
     items: list[Any] = [model.model_validate(row) for row in rows]
-    return _json(Page[Any](items=items, total=total, page=page.page, page_size=page.page_size))
+    return _json(_AnyPage(items=items, total=total, page=page.page, page_size=page.page_size))
 
 
 @product_router.post(

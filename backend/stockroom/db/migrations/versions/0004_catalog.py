@@ -16,6 +16,7 @@ depends_on: str | Sequence[str] | None = None
 TRIGRAM_COLUMNS = ("name", "sku", "description", "barcode")
 SORT_INDEXES = {
     "ix_products_name_id": ["name", "id"],
+    "ix_products_category_id_name_id": ["category_id", "name", "id"],
     "ix_products_sku_id": ["sku", "id"],
     "ix_products_created_at_id": ["created_at", "id"],
     "ix_products_sale_price_id": ["sale_price", "id"],
@@ -35,9 +36,12 @@ def upgrade() -> None:
         )
     for name, columns in SORT_INDEXES.items():
         op.create_index(name, "products", columns, unique=False)
+    # Superseded by ix_products_category_id_name_id, whose leading column serves the same lookups.
+    op.drop_index("ix_products_category_id", table_name="products")
 
 
 def downgrade() -> None:
+    op.create_index("ix_products_category_id", "products", ["category_id"], unique=False)
     for name in SORT_INDEXES:
         op.drop_index(name, table_name="products")
     for column in TRIGRAM_COLUMNS:
