@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
 from stockroom.auth import service
@@ -21,6 +21,7 @@ from stockroom.auth.deps import (
 from stockroom.auth.permissions import Perm
 from stockroom.auth.repository import Principal, RoleView, UserView
 from stockroom.auth.schemas import (
+    ROLE_NAME_PATTERN,
     LoginRequest,
     PasswordChange,
     ProfileUpdate,
@@ -48,6 +49,10 @@ ReadUsers = Annotated[Principal, Depends(require(Perm.USERS_READ))]
 WriteUsers = Annotated[Principal, Depends(require(Perm.USERS_WRITE))]
 UserSort = Annotated[Sort, Depends(sort_param(["email", "full_name", "created_at"], "email"))]
 RoleSort = Annotated[Sort, Depends(sort_param(["name", "created_at"], "name"))]
+RoleNameParam = Annotated[
+    str, Path(min_length=2, max_length=64, pattern=ROLE_NAME_PATTERN, description="role name")
+]
+NO_NUL = r"^[^\x00]*$"
 
 
 def _user_read(view: UserView) -> UserRead:
@@ -212,10 +217,22 @@ async def list_users(
     sort: UserSort,
     q: Annotated[
         str | None,
-        Query(max_length=200, description="case-insensitive substring of email or full name"),
+        Query(
+            max_length=200,
+            pattern=NO_NUL,
+            description="case-insensitive substring of email or full name",
+        ),
     ] = None,
     is_active: Annotated[bool | None, Query(description="only active or inactive users")] = None,
-    role: Annotated[str | None, Query(max_length=64, description="users holding this role")] = None,
+    role: Annotated[
+        str | None,
+        Query(
+            min_length=2,
+            max_length=64,
+            pattern=ROLE_NAME_PATTERN,
+            description="users holding this role",
+        ),
+    ] = None,
 ) -> Page[UserRead]:
     """List users (users:read)."""
     views, total = await service.list_users(
@@ -348,8 +365,10 @@ async def create_role(
     return _role_read(view)
 
 
-@roles_router.get("/{name}", response_model=RoleRead, responses=problem_responses(401, 403, 404))
-async def get_role(name: str, _: ReadUsers, session: Session) -> RoleRead:
+@roles_router.get(
+    "/{name}", response_model=RoleRead, responses=problem_responses(401, 403, 404, 422)
+)
+async def get_role(name: RoleNameParam, _: ReadUsers, session: Session) -> RoleRead:
     """One role with its permissions (users:read)."""
     return _role_read(await service.get_role(session, name))
 
@@ -360,7 +379,7 @@ async def get_role(name: str, _: ReadUsers, session: Session) -> RoleRead:
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def update_role(
-    name: str, data: RoleUpdate, actor: WriteUsers, session: Session, ctx: WriteContext
+    name: RoleNameParam, data: RoleUpdate, actor: WriteUsers, session: Session, ctx: WriteContext
 ) -> RoleRead:
     """Change a role's description or a custom role's permissions (users:write)."""
     return _role_read(await service.update_role(session, name, data, actor, ctx))

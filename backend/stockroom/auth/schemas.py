@@ -10,15 +10,30 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
 from stockroom.auth.permissions import Perm
 
+
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold NUL: refuse it here as a 422 instead of failing in the database.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Email = Annotated[EmailStr, AfterValidator(_no_nul)]
+Description = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
 Password = Annotated[str, Field(min_length=8, max_length=128, description="8 to 128 characters")]
-FullName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+FullName = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_no_nul),
+]
+ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]*$"
 RoleName = Annotated[
     str,
-    StringConstraints(min_length=2, max_length=64, pattern=r"^[a-z][a-z0-9_\-]*$"),
+    StringConstraints(min_length=2, max_length=64, pattern=ROLE_NAME_PATTERN),
 ]
 
 
@@ -27,14 +42,14 @@ class _Input(BaseModel):
 
 
 class RegisterRequest(_Input):
-    email: EmailStr
+    email: Email
     password: Password
     full_name: FullName
 
 
 class LoginRequest(_Input):
     # Not validated as an email: any string is looked up, and a malformed one simply fails.
-    email: Annotated[str, Field(min_length=1, max_length=320)]
+    email: Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_nul)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
 
 
@@ -61,7 +76,7 @@ class UserRead(BaseModel):
 
 
 class ProfileUpdate(_Input):
-    email: EmailStr | None = None
+    email: Email | None = None
     full_name: FullName | None = None
 
 
@@ -71,14 +86,14 @@ class PasswordChange(_Input):
 
 
 class UserCreate(_Input):
-    email: EmailStr
+    email: Email
     password: Password
     full_name: FullName
     roles: list[RoleName] = Field(default_factory=list, max_length=50)
 
 
 class UserUpdate(_Input):
-    email: EmailStr | None = None
+    email: Email | None = None
     full_name: FullName | None = None
     is_active: bool | None = None
     roles: list[RoleName] | None = Field(default=None, max_length=50)
@@ -99,10 +114,10 @@ class RoleRead(BaseModel):
 
 class RoleCreate(_Input):
     name: RoleName
-    description: Annotated[str, Field(max_length=1000)] = ""
+    description: Description = ""
     permissions: list[Perm] = Field(default_factory=list)
 
 
 class RoleUpdate(_Input):
-    description: Annotated[str, Field(max_length=1000)] | None = None
+    description: Description | None = None
     permissions: list[Perm] | None = None

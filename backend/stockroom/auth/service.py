@@ -165,6 +165,10 @@ async def login(
     neither timing nor lockout reveals whether an account exists.
     """
     email = email.strip().lower()
+    if "\x00" in email or len(email) > 320:
+        # No account can have this email (and PostgreSQL cannot store it): fail like one.
+        await verify_password(password, await _hash_for_unknown_users())
+        raise InvalidCredentials()
     async with session.begin():
         until = await repository.locked_until(session, email, now)
         if until is not None:
