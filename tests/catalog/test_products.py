@@ -466,3 +466,19 @@ async def test_openapi_documents_both_product_views(client: httpx.AsyncClient) -
     assert "cost_price" in components["ProductReadWithCosts"]["properties"]
     assert "cost_price" not in components["ProductRead"]["properties"]
     assert "/api/v1/products/{product_id}" in schema["paths"]
+
+
+async def test_stock_routes_under_products_are_not_taken_by_catalog_routes(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    staff = await client_as("staff")
+    product = await make_product(session)
+    low = await staff.get("/api/v1/products/low-stock")
+    assert low.status_code == 200, low.text
+    history = await staff.get(f"/api/v1/products/{product.id}/stock-history")
+    assert history.status_code == 200, history.text
+
+
+async def test_a_product_id_that_is_not_a_uuid_is_404(client_as: ClientAs) -> None:
+    staff = await client_as("staff")
+    assert (await staff.get("/api/v1/products/not-a-uuid")).status_code == 404
