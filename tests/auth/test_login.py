@@ -257,3 +257,39 @@ async def test_a_hash_with_old_parameters_is_upgraded_on_login(
     assert stored is not None
     assert "m=19456,t=2,p=1" in stored
     assert (await login_json(client, "legacy@example.com", DEFAULT_PASSWORD)).status_code == 200
+
+
+async def test_a_concurrent_burst_of_failures_locks_once(fresh_database: str) -> None:
+    import asyncio
+
+    from sqlalchemy import text
+
+    from stockroom.db.engine import create_engine
+
+    app = create_app(make_settings(fresh_database))
+    async with app.router.lifespan_context(app):
+        clients = [http_client(app) for _ in range(10)]
+        try:
+            await clients[0].post(
+                "/api/v1/auth/register",
+                json={"email": "burst@example.com", "password": "pass-word-1", "full_name": "B"},
+            )
+            results = await asyncio.gather(
+                *(login_json(c, "burst@example.com", f"guess-{i}") for i, c in enumerate(clients))
+            )
+            assert {r.status_code for r in results} <= {401, 429}
+            after = await login_json(clients[0], "burst@example.com", "pass-word-1")
+            assert after.status_code == 429
+        finally:
+            for c in clients:
+                await c.aclose()
+
+    engine = create_engine(fresh_database, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            lockouts = await connection.scalar(
+                text("SELECT count(*) FROM outbox_events WHERE type = 'auth.locked_out'")
+            )
+    finally:
+        await engine.dispose()
+    assert lockouts == 1

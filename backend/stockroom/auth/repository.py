@@ -337,20 +337,29 @@ async def register_failure(
     """Count one failed login (atomically, across replicas); the lockout end if this one locks."""
     table = LoginThrottle.__table__
     expired = table.c.window_started_at <= now - window
+    # A failure that raced a lockout (it passed the lock check before the lock committed) is
+    # not counted again: one burst gives one lockout, not a chain of them.
+    locked = table.c.locked_until > now
     statement = (
         insert(LoginThrottle)
         .values(email=email, failures=1, window_started_at=now, locked_until=None)
         .on_conflict_do_update(
             index_elements=[LoginThrottle.email],
             set_={
-                "failures": case((expired, 1), else_=table.c.failures + 1),
-                "window_started_at": case((expired, now), else_=table.c.window_started_at),
+                "failures": case(
+                    (locked, table.c.failures), (expired, 1), else_=table.c.failures + 1
+                ),
+                "window_started_at": case(
+                    (locked, table.c.window_started_at),
+                    (expired, now),
+                    else_=table.c.window_started_at,
+                ),
             },
         )
-        .returning(LoginThrottle.failures)
+        .returning(LoginThrottle.failures, LoginThrottle.locked_until)
     )
-    failures = int((await session.execute(statement)).scalar_one())
-    if failures < max_failures:
+    failures, current_lock = (await session.execute(statement)).one()
+    if (current_lock is not None and current_lock > now) or failures < max_failures:
         return None
     until = now + lockout
     await session.execute(
