@@ -68,16 +68,17 @@ def _strip_cost(body: Any) -> Any:
 
 
 def _respond(
-    request: Request,
     result: BaseModel | StoredResponse,
     *,
     status: int,
     principal: Principal,
-    location_route: str | None = None,
-    location_param: str = "",
+    collection_path: str | None = None,
     has_costs: bool = False,
 ) -> JSONResponse:
-    """The JSON response of a write: fresh or replayed, costs hidden unless costs:read."""
+    """The JSON response of a write: fresh or replayed, costs hidden unless costs:read.
+
+    A 201 gets `Location: {collection_path}/{id}`.
+    """
     if isinstance(result, StoredResponse):
         body, status = result.body, result.status
     else:
@@ -85,13 +86,17 @@ def _respond(
     if has_costs and _hide_costs(principal):
         body = _strip_cost(body)
     headers: dict[str, str] = {}
-    if status == 201 and location_route and isinstance(body, dict) and "id" in body:
-        headers["Location"] = request.app.url_path_for(
-            location_route, **{location_param: str(body["id"])}
-        )
+    if status == 201 and collection_path and isinstance(body, dict) and "id" in body:
+        headers["Location"] = f"{collection_path}/{body['id']}"
     if isinstance(result, StoredResponse):
         return StoredResponse(status, body).to_response(headers)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _collection_of(request: Request, depth: int = 0) -> str:
+    """The request's collection path: its path without its last `depth` segments."""
+    path = request.url.path.rstrip("/")
+    return path.rsplit("/", depth)[0] if depth else path
 
 
 def _movement_list_response(page: Page[MovementRead], principal: Principal) -> JSONResponse:
@@ -155,12 +160,10 @@ async def post_stock_movement(
         await require(Perm.STOCK_ADJUST)(request, principal)
     result = await service.post_movement_idempotent(session, data, ctx, key)
     return _respond(
-        request,
         result,
         status=201,
         principal=principal,
-        location_route="get_stock_movement",
-        location_param="movement_id",
+        collection_path=_collection_of(request),
         has_costs=True,
     )
 
@@ -221,12 +224,10 @@ async def reverse_stock_movement(
         session, movement_id, data.note if data else None, ctx, key
     )
     return _respond(
-        request,
         result,
         status=201,
         principal=principal,
-        location_route="get_stock_movement",
-        location_param="movement_id",
+        collection_path=_collection_of(request, depth=2),
         has_costs=True,
     )
 
@@ -328,12 +329,7 @@ async def create_stock_transfer(
     """Start a transfer between warehouses."""
     result = await service.create_transfer(session, data, ctx, key)
     return _respond(
-        request,
-        result,
-        status=201,
-        principal=principal,
-        location_route="get_stock_transfer",
-        location_param="transfer_id",
+        result, status=201, principal=principal, collection_path=_collection_of(request)
     )
 
 
@@ -394,7 +390,7 @@ async def complete_stock_transfer(
 ) -> JSONResponse:
     """Complete a transfer."""
     result = await service.complete_transfer(session, transfer_id, ctx, key)
-    return _respond(request, result, status=200, principal=principal)
+    return _respond(result, status=200, principal=principal)
 
 
 @router.post(
@@ -415,7 +411,7 @@ async def cancel_stock_transfer(
 ) -> JSONResponse:
     """Cancel a transfer."""
     result = await service.cancel_transfer(session, transfer_id, ctx, key)
-    return _respond(request, result, status=200, principal=principal)
+    return _respond(result, status=200, principal=principal)
 
 
 # --- counts ----------------------------------------------------------------------------------
@@ -450,12 +446,7 @@ async def record_stock_count(
         key=key,
     )
     return _respond(
-        request,
-        result,
-        status=201,
-        principal=principal,
-        location_route="get_stock_count",
-        location_param="count_id",
+        result, status=201, principal=principal, collection_path=_collection_of(request)
     )
 
 
@@ -516,7 +507,7 @@ async def approve_stock_count(
 ) -> JSONResponse:
     """Approve a pending stock count."""
     result = await service.review_count(session, count_id, approve=True, ctx=ctx, key=key)
-    return _respond(request, result, status=200, principal=principal)
+    return _respond(result, status=200, principal=principal)
 
 
 @router.post(
@@ -536,4 +527,4 @@ async def reject_stock_count(
 ) -> JSONResponse:
     """Reject a pending stock count."""
     result = await service.review_count(session, count_id, approve=False, ctx=ctx, key=key)
-    return _respond(request, result, status=200, principal=principal)
+    return _respond(result, status=200, principal=principal)

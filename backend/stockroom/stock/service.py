@@ -147,7 +147,7 @@ async def _post(
             product_id=str(product.id),
             warehouse_id=str(warehouse_id),
         )
-    movement = repository.add_movement(
+    movement = await repository.insert_movement(
         session,
         id=uuid7(),
         product_id=product.id,
@@ -284,25 +284,26 @@ async def _reverse_movement(
         raise AlreadyReversed()
     product = await _checked_product(session, original.product_id, [original.warehouse_id])
     delta = -original.signed_quantity
-    reversal = await _post(
-        session,
-        ctx,
-        product,
-        original.warehouse_id,
-        MovementType.ADJUSTMENT,
-        quantity=delta,
-        signed_quantity=delta,
-        unit_cost=original.unit_cost,
-        unit_price=original.unit_price,
-        reference=original.reference,
-        note=note or f"reversal of movement {original.id}",
-        reverses_id=original.id,
-    )
     try:
+        reversal = await _post(
+            session,
+            ctx,
+            product,
+            original.warehouse_id,
+            MovementType.ADJUSTMENT,
+            quantity=delta,
+            signed_quantity=delta,
+            unit_cost=original.unit_cost,
+            unit_price=original.unit_price,
+            reference=original.reference,
+            note=note or f"reversal of movement {original.id}",
+            reverses_id=original.id,
+        )
+    except IntegrityError as exc:
         # The unique index on reverses_id decides between concurrent reversals.
-        await session.flush()
-    except IntegrityError:
-        raise AlreadyReversed() from None
+        if "uq_stock_movements_reverses_id" in str(exc.orig):
+            raise AlreadyReversed() from None
+        raise
     events.record(
         session,
         "stock.movement_reversed",
@@ -610,7 +611,6 @@ async def _record_count(
             note=data.note,
         )
         movement_id = movement.id
-        await session.flush()
     count = repository.add_count(
         session,
         product_id=data.product_id,
@@ -672,7 +672,6 @@ async def _review_count(
             signed_quantity=count.variance,
             note=count.note,
         )
-        await session.flush()
         count.movement_id = movement.id
     events.record(
         session,
