@@ -374,6 +374,14 @@ async def _process_batch(
         await _write(session, inserts, _INSERT)
 
 
+def _parse_next(
+    records: Iterator[list[str]], columns: _Columns, first_row: int
+) -> asyncio.Future[Any]:
+    return asyncio.ensure_future(
+        asyncio.to_thread(_parse_batch, records, columns, first_row, BATCH_ROWS)
+    )
+
+
 def _open_text(binary: IO[bytes]) -> io.TextIOWrapper:
     # `utf-8-sig` drops the byte order mark spreadsheet programs like to write.
     return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
@@ -416,21 +424,29 @@ async def import_products(
                 )
                 next_row = 2  # spreadsheet numbering: the header is row 1
                 records = iter(reader)
-                while True:
-                    batch, parse_errors, count = await asyncio.to_thread(
-                        _parse_batch, records, columns, next_row, BATCH_ROWS
-                    )
-                    for error in parse_errors:
-                        out.fail(error)
-                    if batch:
-                        await _process_batch(
-                            session, batch, columns.present, lookups, out, write=not dry_run
+                parsing: asyncio.Future[Any] | None = _parse_next(records, columns, next_row)
+                try:
+                    while parsing is not None:
+                        batch, parse_errors, count = await parsing
+                        next_row += count
+                        # The next batch is parsed in a worker thread while this one is checked
+                        # and written: the parser's CPU overlaps the database's.
+                        parsing = (
+                            _parse_next(records, columns, next_row) if count == BATCH_ROWS else None
                         )
-                    next_row += count
-                    if progress is not None:
-                        progress(next_row - 2, _position(binary))
-                    if count < BATCH_ROWS:
-                        break
+                        for error in parse_errors:
+                            out.fail(error)
+                        if batch:
+                            await _process_batch(
+                                session, batch, columns.present, lookups, out, write=not dry_run
+                            )
+                        if progress is not None:
+                            progress(next_row - 2, _position(binary))
+                finally:
+                    if parsing is not None:
+                        # A worker thread cannot be cancelled: let it finish its batch before
+                        # the stream it reads is detached.
+                        await asyncio.gather(parsing, return_exceptions=True)
                 if out.error_count:
                     raise _rejected(out)
                 if not dry_run:
