@@ -104,3 +104,11 @@ def test_registration_is_closed_by_default_in_production() -> None:
     production = make_settings(environment="production", secret_key="x" * 40)
     assert production.registration_open is False
     assert make_settings().registration_open is True
+
+
+async def test_the_database_refuses_a_mixed_case_email(session: AsyncSession) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    session.add(User(email="Mixed@Example.com", full_name="M", password_hash="x"))
+    with pytest.raises(IntegrityError, match="ck_users_email_lower_case"):
+        await session.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import Boolean, CheckConstraint, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stockroom.db.base import Base, Timestamps, UUIDPrimaryKey
@@ -13,6 +13,7 @@ from stockroom.db.base import Base, Timestamps, UUIDPrimaryKey
 
 class User(UUIDPrimaryKey, Timestamps, Base):
     __tablename__ = "users"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower_case"),)
 
     # Stored lower-cased, so a plain unique constraint makes email unique case-insensitively.
     email: Mapped[str] = mapped_column(String(320), unique=True)

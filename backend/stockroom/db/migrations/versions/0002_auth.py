@@ -16,6 +16,9 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    # Emails are stored lower-cased so that the plain unique constraint is case-insensitive;
+    # the database enforces it too, whatever code path writes a user.
+    op.create_check_constraint(op.f("ck_users_email_lower_case"), "users", "email = lower(email)")
     op.create_table(
         "refresh_tokens",
         sa.Column("user_id", sa.Uuid(), nullable=False),
@@ -56,6 +59,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_constraint(op.f("ck_users_email_lower_case"), "users", type_="check")
     op.drop_index(op.f("ix_login_throttles_window_started_at"), table_name="login_throttles")
     op.drop_table("login_throttles")
     op.drop_index(op.f("ix_refresh_tokens_user_id"), table_name="refresh_tokens")
