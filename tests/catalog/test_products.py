@@ -482,3 +482,21 @@ async def test_stock_routes_under_products_are_not_taken_by_catalog_routes(
 async def test_a_product_id_that_is_not_a_uuid_is_404(client_as: ClientAs) -> None:
     staff = await client_as("staff")
     assert (await staff.get("/api/v1/products/not-a-uuid")).status_code == 404
+
+
+async def test_date_filters_accept_dates_without_offset_as_utc(client_as: ClientAs) -> None:
+    staff = await client_as("staff")
+    response = await staff.get(
+        "/api/v1/products",
+        params={"created_from": "2000-01-01T00:00:00", "created_to": "2000-01-02"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["total"] == 0
+
+
+async def test_stale_if_match_on_delete_is_412(client_as: ClientAs, session: AsyncSession) -> None:
+    manager = await client_as("manager")
+    product = await make_product(session)
+    response = await manager.delete(f"/api/v1/products/{product.id}", headers={"If-Match": '"7"'})
+    assert response.status_code == 412
+    assert (await manager.get(f"/api/v1/products/{product.id}")).json()["is_active"] is True
