@@ -35,7 +35,9 @@ async def test_the_collection_has_the_indexes_analysts_query_by(event_store: Eve
 
 
 async def test_event_retention_makes_occurred_at_a_ttl_index_and_follows_changes() -> None:
-    store = in_process_event_store(retention_days=7)
+    mock = in_process_event_store()
+    # Standing in for a real MongoDB: the in-process store itself keeps no TTL index.
+    store = EventStore(mock.client, mock.database, in_process=False, retention_days=7)
     assert await store.initialize()
     assert (await indexes(store))["occurred_at_1"]["expireAfterSeconds"] == 7 * 86_400
 
@@ -44,6 +46,12 @@ async def test_event_retention_makes_occurred_at_a_ttl_index_and_follows_changes
     info = await indexes(store)
     assert "expireAfterSeconds" not in info["occurred_at_1"]
     assert set(INDEXES) <= set(info)
+
+
+async def test_the_in_process_store_keeps_no_ttl_index() -> None:
+    store = in_process_event_store(retention_days=7)
+    assert await store.initialize()
+    assert "expireAfterSeconds" not in (await indexes(store))["occurred_at_1"]
 
 
 def test_documents_use_utc_dates_and_canonical_id_strings() -> None:

@@ -298,3 +298,19 @@ async def test_replay_since_a_date_writes_only_later_events(
     again = await replay(fresh_sessionmaker, event_store)
     assert (again.events, again.inserted, again.updated, again.unchanged) == (3, 1, 0, 2)
     assert str(early[0]) in await stored(event_store)
+
+
+async def test_the_in_process_store_is_rebuilt_only_with_events_within_the_retention(
+    fresh_sessionmaker: Sessionmaker,
+) -> None:
+    old, recent = await record_committed(fresh_sessionmaker, [uuid.uuid4(), uuid.uuid4()])
+    await deliver_pending(fresh_sessionmaker, in_process_event_store())
+    async with fresh_sessionmaker() as session, session.begin():
+        await session.execute(
+            text("UPDATE outbox_events SET occurred_at = now() - interval '8 days' WHERE id = :i"),
+            {"i": old},
+        )
+
+    restarted = in_process_event_store(retention_days=7)
+    assert await rebuild_in_process_store(fresh_sessionmaker, restarted) == 1
+    assert set(await stored(restarted)) == {str(recent)}

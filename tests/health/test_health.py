@@ -1,8 +1,15 @@
 from __future__ import annotations
 
 import re
+from typing import Any
+from uuid import uuid4
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from stockroom.db.engine import create_engine, create_sessionmaker
+from stockroom.events import record
+from stockroom.http.context import Context
 
 
 async def test_live(client: httpx.AsyncClient) -> None:
@@ -54,3 +61,33 @@ async def test_metrics_label_routes_by_template(client: httpx.AsyncClient) -> No
     assert "stockroom_http_request_duration_seconds_bucket" in text
     assert "12345" not in text
     assert 'route="<unmatched>"' in text
+
+
+async def test_ready_counts_the_undelivered_outbox(
+    client: httpx.AsyncClient, session: AsyncSession
+) -> None:
+    async with session.begin():
+        for _ in range(3):
+            record(session, "widget.updated", Context(request_id="r"), entity=("widget", uuid4()))
+    body = (await client.get("/api/v1/health/ready")).json()
+    assert body["outbox_backlog"] == 3
+    assert body["outbox_oldest_age_s"] >= 0
+    assert body["mongodb"] == "ok"
+    metrics = (await client.get("/metrics")).text
+    assert "stockroom_outbox_backlog 3.0" in metrics
+    assert "stockroom_relay_lag_seconds" in metrics
+
+
+async def test_ready_is_503_when_postgres_is_unreachable(
+    app: Any, client: httpx.AsyncClient
+) -> None:
+    working = app.state.sessionmaker
+    engine = create_engine("postgresql+asyncpg://nobody@127.0.0.1:1/none", pool_size=1)
+    app.state.sessionmaker = create_sessionmaker(engine)
+    try:
+        response = await client.get("/api/v1/health/ready")
+    finally:
+        app.state.sessionmaker = working
+        await engine.dispose()
+    assert response.status_code == 503
+    assert response.json()["postgres"] == "unavailable"

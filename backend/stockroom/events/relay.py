@@ -24,7 +24,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -76,7 +76,7 @@ _CLAIM = text(
         WHERE e.delivered_at IS NULL
           AND e.entity_key = c.entity_key
           AND (e.occurred_at, e.id) < (c.occurred_at, c.id)
-          AND NOT EXISTS (SELECT 1 FROM candidates AS k WHERE k.id = e.id)
+          AND e.id NOT IN (SELECT id FROM candidates)  -- uncorrelated: a hashed lookup
     )
     ORDER BY c.occurred_at, c.id
     """
@@ -341,8 +341,10 @@ async def replay(
 
 
 async def rebuild_in_process_store(sessionmaker: Sessionmaker, store: EventStore) -> int:
-    """Fill a fresh in-process store with the delivered events the outbox retains."""
-    return (await replay(sessionmaker, store, delivered_only=True)).events
+    """Fill a fresh in-process store with the delivered events the outbox retains (within
+    `EVENT_RETENTION_DAYS` when it is set)."""
+    since = utcnow() - timedelta(days=store.retention_days) if store.retention_days > 0 else None
+    return (await replay(sessionmaker, store, since=since, delivered_only=True)).events
 
 
 class Relay:

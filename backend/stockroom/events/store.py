@@ -34,6 +34,15 @@ class EventStore:
         self.retention_days = retention_days
         self.initialized = False
 
+    @property
+    def ttl_days(self) -> int:
+        """Days of the TTL index on `occurred_at` (0: none).
+
+        Only a real MongoDB gets one: mongomock enforces TTL by scanning every document on every
+        operation. The in-process store instead loads only the retained days when it is rebuilt.
+        """
+        return 0 if self.in_process else self.retention_days
+
     async def ping(self) -> bool:
         """True when the store answers a ping within a second."""
         try:
@@ -52,7 +61,7 @@ class EventStore:
             return True
         try:
             await self._reconcile_ttl_index()
-            ActivityEvent.Settings.indexes = activity_indexes(self.retention_days)
+            ActivityEvent.Settings.indexes = activity_indexes(self.ttl_days)
             await init_beanie(database=self.database, document_models=[ActivityEvent])
         except Exception as exc:
             log.warning("event store not initialized, will retry", error=repr(exc))
@@ -67,7 +76,7 @@ class EventStore:
         current = info.get("occurred_at_1")
         if current is None:
             return
-        wanted = self.retention_days * 86_400 if self.retention_days > 0 else None
+        wanted = self.ttl_days * 86_400 if self.ttl_days > 0 else None
         if current.get("expireAfterSeconds") != wanted:
             log.info("rebuilding the occurred_at index for a new event retention")
             await self.collection.drop_index("occurred_at_1")
@@ -77,9 +86,14 @@ class EventStore:
             self.client.close()
 
 
-def _patch_mongomock_bulk_writes() -> None:
-    """mongomock 4.3 predates pymongo 4.11's `sort` argument on bulk replace/update operations."""
-    from mongomock.collection import BulkOperationBuilder
+def _patch_mongomock() -> None:
+    """Two fixes to mongomock 4.3, applied once, for the in-process store only.
+
+    - pymongo 4.11+ passes `sort` to bulk replace/update operations; mongomock predates it.
+    - mongomock finds a document by `_id` by testing every document: an upsert keyed by `_id`
+      (every relay write) would cost O(collection). Equality on a string `_id` becomes a lookup.
+    """
+    from mongomock.collection import BulkOperationBuilder, Collection
 
     builder: Any = BulkOperationBuilder
     if getattr(builder, "_stockroom_patched", False):
@@ -96,12 +110,23 @@ def _patch_mongomock_bulk_writes() -> None:
     builder.add_update = patched_update
     builder._stockroom_patched = True
 
+    collection: Any = Collection
+    iter_documents = collection._iter_documents
+
+    def patched_iter_documents(self: Any, filter: Any) -> Any:
+        if type(filter) is dict and len(filter) == 1 and isinstance(filter.get("_id"), str):
+            key = filter["_id"]
+            return iter([self._store[key]] if key in self._store else [])
+        return iter_documents(self, filter)
+
+    collection._iter_documents = patched_iter_documents
+
 
 def in_process_event_store(retention_days: int = 0) -> EventStore:
     """A fresh, empty in-process store (mongomock-motor)."""
     from mongomock_motor import AsyncMongoMockClient
 
-    _patch_mongomock_bulk_writes()
+    _patch_mongomock()
     client: Any = AsyncMongoMockClient(tz_aware=True)
     return EventStore(client, client["stockroom"], in_process=True, retention_days=retention_days)
 
