@@ -219,35 +219,70 @@ async def iterate_events(
     """
     lower_limit = event_filter.occurred_from
     upper: datetime | None = event_filter.occurred_to  # exclusive; None: open (future events)
-    before: SortKey | None = None
+    before: SortKey | None = None  # keyset position inside a window being read in batches
     top = upper or now
     width = timedelta(hours=1)
-    while True:
+    most = 2 * batch_size
+    density_known = False
+
+    def window_below(top: datetime, width: timedelta) -> tuple[datetime, bool]:
         lo = top - width
-        last_window = False
         if lower_limit is not None and lo <= lower_limit:
-            lo, last_window = lower_limit, True
+            return lower_limit, True
+        return lo, False
+
+    while True:
+        lo, last_window = window_below(top, width)
         window = _bounded(query, gte=lo, lt=upper, before=before)
-        documents: list[Document] = (
-            await collection.find(window).sort(NEWEST_FIRST).limit(batch_size).to_list(batch_size)
-        )
+        matched = 1
+        if not density_known:
+            # Narrow a fresh window until it holds at most two batches (or one millisecond).
+            # Counting stops early in MongoDB and copies nothing in the in-process store.
+            halving = False
+            while True:
+                matched = await collection.count_documents(window, limit=most + 1)
+                if matched == 0 and halving and not last_window:
+                    # The upper half is empty, so the crowd is in the lower half: look there.
+                    before, upper, top = None, lo, lo
+                    halving = False  # (if events vanished meanwhile, the next zero ends this)
+                elif matched <= most or width <= _ONE_MS:
+                    break
+                else:
+                    halving = True
+                    width = max(_ONE_MS, width / 2)
+                lo, last_window = window_below(top, width)
+                window = _bounded(query, gte=lo, lt=upper, before=before)
+        documents: list[Document] = []
+        if matched:
+            documents = (
+                await collection.find(window)
+                .sort(NEWEST_FIRST)
+                .limit(batch_size)
+                .to_list(batch_size)
+            )
         for document in documents:
             yield document
         if len(documents) >= batch_size:
+            # More in this window, or just below: continue by keyset, in a window as long as
+            # this batch spanned (the batch measured the density, so no count is needed).
             before = sort_key(documents[-1])
-            # A batch spanned `top - before`; aim the next window at about one batch.
-            span = top - before.occurred_at
-            width = max(timedelta(milliseconds=1), span * 2)
+            width = max(_ONE_MS, sort_key(documents[0]).occurred_at - before.occurred_at)
             top = before.occurred_at
+            density_known = True
             continue
+        density_known = False
         if last_window:
             return
-        older = _bounded(query, gte=lower_limit, lt=lo)
-        if await collection.count_documents(older, limit=1) == 0:
-            return
+        if not documents:
+            older = _bounded(query, gte=lower_limit, lt=lo)
+            if await collection.count_documents(older, limit=1) == 0:
+                return
         before, upper, top = None, lo, lo
         if len(documents) < batch_size // 2:
             width *= 4
+
+
+_ONE_MS = timedelta(milliseconds=1)
 
 
 # --- dashboards: aggregation pipelines -------------------------------------------------------

@@ -386,9 +386,9 @@ async def summary(
     now = now or utcnow()
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     count_low_stock, count_open_transfers = _stock_counters()
-    async with session.begin():
-        low_stock = await count_low_stock(session)
-        open_transfers = await count_open_transfers(session)
+    # Each opens its own short transaction on the session.
+    low_stock = await count_low_stock(session)
+    open_transfers = await count_open_transfers(session)
     events_today, movements_today, failed_logins, active_users = await _guard(
         asyncio.gather(
             repository.count(collection, repository.since_midnight_query(midnight)),
