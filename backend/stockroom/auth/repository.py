@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     ScalarSelect,
+    bindparam,
     case,
     delete,
     exists,
@@ -103,20 +104,25 @@ def _permissions_of_role() -> ScalarSelect[Any]:
     )
 
 
+# Built once: constructing this statement (and its cache key) on every request cost more than
+# running it. Executions bind `user_id`; SQLAlchemy's compiled cache does the rest.
+_PRINCIPAL_QUERY = select(
+    User.id,
+    User.email,
+    User.full_name,
+    User.is_active,
+    _role_names_of_user(),
+    _permissions_of_user(),
+).where(User.id == bindparam("user_id"))
+
+_USER_VIEW_QUERY = select(User, _role_names_of_user(), _permissions_of_user()).where(
+    User.id == bindparam("user_id")
+)
+
+
 async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
     """The user and their effective permissions, in one query."""
-    row = (
-        await session.execute(
-            select(
-                User.id,
-                User.email,
-                User.full_name,
-                User.is_active,
-                _role_names_of_user(),
-                _permissions_of_user(),
-            ).where(User.id == user_id)
-        )
-    ).one_or_none()
+    row = (await session.execute(_PRINCIPAL_QUERY, {"user_id": user_id})).one_or_none()
     if row is None:
         return None
     return Principal(
@@ -165,11 +171,7 @@ async def email_in_use(
 
 
 async def get_user_view(session: AsyncSession, user_id: uuid.UUID) -> UserView | None:
-    row = (
-        await session.execute(
-            select(User, _role_names_of_user(), _permissions_of_user()).where(User.id == user_id)
-        )
-    ).one_or_none()
+    row = (await session.execute(_USER_VIEW_QUERY, {"user_id": user_id})).one_or_none()
     if row is None:
         return None
     return UserView(user=row[0], roles=list(row[1]), permissions=sorted(row[2]))
