@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
 
 from stockroom.events.documents import ActivityEvent, to_document
+from stockroom.events.relay import deliver_pending
 from stockroom.events.store import EventStore, in_process_event_store
+from tests.events.conftest import Sessionmaker, record_committed
 
 INDEXES = {
     "occurred_at_1": [("occurred_at", 1)],
@@ -84,3 +87,32 @@ def test_documents_use_utc_dates_and_canonical_id_strings() -> None:
 def test_a_payload_without_an_id_is_refused() -> None:
     with pytest.raises(KeyError):
         to_document({"type": "x", "occurred_at": "2025-01-01T00:00:00+00:00"})
+
+
+async def test_delivered_events_load_as_typed_beanie_documents(
+    event_store: EventStore, fresh_sessionmaker: Sessionmaker
+) -> None:
+    widget = uuid.uuid4()
+    (event_id,) = await record_committed(
+        fresh_sessionmaker,
+        [widget],
+        changes={"price": {"old": Decimal("1.00"), "new": Decimal("2.50")}},
+        data={"quantity": 4},
+    )
+    await deliver_pending(fresh_sessionmaker, event_store)
+
+    loaded = await ActivityEvent.get(str(event_id))
+    assert loaded is not None
+    assert loaded.type == "widget.updated"
+    assert loaded.occurred_at.tzinfo is not None
+    assert loaded.actor is not None
+    assert loaded.actor.email == "alice@example.com"
+    assert loaded.entity is not None
+    assert loaded.entity.id == str(widget)
+    assert loaded.changes is not None
+    assert loaded.changes["price"].new == "2.50"
+    assert loaded.data == {"quantity": 4}
+    found = await ActivityEvent.find(
+        ActivityEvent.type == "widget.updated", ActivityEvent.entity.id == str(widget)
+    ).to_list()
+    assert [e.id for e in found] == [str(event_id)]
