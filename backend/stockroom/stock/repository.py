@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, func, or_, select, text, update
+from sqlalchemy import Select, Table, func, or_, select, text, update
+from sqlalchemy import insert as insert_core
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -187,7 +188,7 @@ async def insert_movement(session: AsyncSession, **values: Any) -> StockMovement
     return StockMovement(**row)
 
 
-_INSERT_MOVEMENT = StockMovement.__table__.insert()
+_INSERT_MOVEMENT = insert_core(cast(Table, StockMovement.__table__))
 
 
 async def get_movement(session: AsyncSession, movement_id: uuid.UUID) -> StockMovement | None:
