@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
 from stockroom.auth.deps import AppSettings, WriteContext, require
@@ -528,3 +529,9 @@ async def reject_stock_count(
     """Reject a pending stock count."""
     result = await service.review_count(session, count_id, approve=False, ctx=ctx, key=key)
     return _respond(result, status=200, principal=principal)
+
+
+# Each route's docstring line is its OpenAPI summary; `description=` holds the rules.
+for _route in router.routes:
+    if isinstance(_route, APIRoute) and _route.summary is None and _route.endpoint.__doc__:
+        _route.summary = _route.endpoint.__doc__.strip().splitlines()[0].rstrip(".")
