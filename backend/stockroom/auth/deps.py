@@ -33,7 +33,11 @@ _bearer = OAuth2PasswordBearer(
 )
 
 
-def get_now(request: Request) -> datetime:
+# The trivial dependencies below are `async def` on purpose: FastAPI runs a plain `def`
+# dependency in the thread pool, and that hand-off cost more than the work itself on every request.
+
+
+async def get_now(request: Request) -> datetime:
     """The app's clock: `app.state.clock` when set (tests move it), else the real UTC time."""
     clock: Callable[[], datetime] | None = getattr(request.app.state, "clock", None)
     return clock() if clock is not None else utcnow()
@@ -42,7 +46,7 @@ def get_now(request: Request) -> datetime:
 Now = Annotated[datetime, Depends(get_now)]
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -112,11 +116,11 @@ def request_context(request: Request, principal: Principal | None) -> Context:
     )
 
 
-def get_write_context(request: Request, principal: CurrentUser) -> Context:
+async def get_write_context(request: Request, principal: CurrentUser) -> Context:
     return request_context(request, principal)
 
 
-def get_anonymous_context(request: Request) -> Context:
+async def get_anonymous_context(request: Request) -> Context:
     return request_context(request, None)
 
 
