@@ -1,9 +1,122 @@
-"""`stockroom events export` (added to the events group)."""
+"""`stockroom events export` (added to the `events` group): activity events for offline analysis."""
 
 from __future__ import annotations
 
+import asyncio
+import sys
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, TextIO
+
 import typer
+
+from stockroom.activity.schemas import ExportFormat
+from stockroom.settings import Settings
+
+_DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def export_events(
+    settings: Settings,
+    out: TextIO,
+    *,
+    since: datetime | None,
+    until: datetime | None,
+    type_: str | None,
+    export_format: ExportFormat,
+) -> None:
+    """Write the matching events to `out`, newest first, in constant memory.
+
+    With MongoDB, read it directly. With the in-process store (no MONGODB_URL) the events live
+    inside the server process, so this process rebuilds its own copy from the retained outbox
+    in PostgreSQL first, as the server does at start.
+    """
+    from stockroom.activity import service
+    from stockroom.activity.repository import EventFilter
+    from stockroom.events.store import open_event_store
+
+    event_filter = EventFilter(type=type_, occurred_from=since, occurred_to=until)
+    service.validate_filter(event_filter)
+    async with AsyncExitStack() as stack:
+        store = await open_event_store(settings)
+        stack.callback(store.close)
+        if store.in_process:
+            from stockroom.db.runtime import open_database
+            from stockroom.events.relay import rebuild_in_process_store
+
+            database = await stack.enter_async_context(open_database(settings))
+            await rebuild_in_process_store(database.sessionmaker, store)
+        # An operator with access to the deployment sees costs, as in the database itself.
+        chunks = await service.open_export(
+            store.collection, event_filter, export_format, show_costs=True
+        )
+        async for chunk in chunks:
+            out.write(chunk)
+        out.flush()
 
 
 def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the `stockroom` command."""
+    """Add `export` to the `stockroom events` group (the group itself belongs to events)."""
+    from stockroom.events.cli import events_app
+
+    @events_app.command("export")
+    def export_command(
+        since: Annotated[
+            datetime | None,
+            typer.Option(
+                help="events at or after this date/time (UTC unless an offset is given)",
+                formats=_DATE_FORMATS,
+            ),
+        ] = None,
+        until: Annotated[
+            datetime | None,
+            typer.Option(help="events before this date/time (exclusive)", formats=_DATE_FORMATS),
+        ] = None,
+        type_: Annotated[
+            str | None,
+            typer.Option("--type", help="an event type, or a prefix with `*` (`stock.*`)"),
+        ] = None,
+        export_format: Annotated[
+            ExportFormat, typer.Option("--format", help="ndjson (one JSON per line) or csv")
+        ] = ExportFormat.NDJSON,
+        output: Annotated[
+            Path | None,
+            typer.Option("--output", "-o", help="file to write; default: standard output"),
+        ] = None,
+    ) -> None:
+        """Export activity events (newest first) as NDJSON or CSV for offline analysis."""
+        from stockroom.activity.errors import InvalidFilter
+        from stockroom.cli import load_settings
+        from stockroom.logs import configure_logging
+
+        settings = load_settings()
+        configure_logging(settings)  # logs to standard error: standard output carries the data
+
+        def run(out: TextIO) -> None:
+            asyncio.run(
+                export_events(
+                    settings,
+                    out,
+                    since=_as_utc(since),
+                    until=_as_utc(until),
+                    type_=type_,
+                    export_format=export_format,
+                )
+            )
+
+        try:
+            if output is None:
+                run(sys.stdout)
+            else:
+                with output.open("w", encoding="utf-8", newline="") as handle:
+                    run(handle)
+        except InvalidFilter as exc:
+            typer.echo(f"stockroom: {exc.detail}", err=True)
+            raise typer.Exit(2) from None
