@@ -300,29 +300,25 @@ _UPDATE = text(
 )
 
 
-async def _write(session: AsyncSession, rows: list[dict[str, Any]], statement: Any) -> None:
-    if rows:
-        await session.execute(statement, {name: [r[name] for r in rows] for name in _TYPES})
+def _columns_of(rows: list[dict[str, Any]]) -> dict[str, list[Any]] | None:
+    """Rows as one array per column, the parameters of an `unnest` statement."""
+    if not rows:
+        return None
+    return {name: [r[name] for r in rows] for name in _TYPES}
 
 
-async def _process_batch(
-    session: AsyncSession,
+def _classify(
     batch: list[ParsedRow],
+    keys: list[str],
+    existing: dict[str, Any],
+    owners: dict[str, str],
     present: set[str],
     lookups: _Lookups,
     out: Outcome,
-    *,
-    write: bool,
-) -> None:
-    keys = [parsed.values["sku"].lower() for parsed in batch]
-    existing = {row.key: row._mapping for row in await session.execute(_EXISTING, {"keys": keys})}
-    barcodes = [p.values["barcode"] for p in batch if p.values.get("barcode")]
-    owners: dict[str, str] = {}
-    if barcodes:
-        owners = {
-            row.barcode: row.key
-            for row in await session.execute(_BARCODE_OWNERS, {"codes": barcodes})
-        }
+) -> tuple[dict[str, list[Any]] | None, dict[str, list[Any]] | None]:
+    """Check each row against the database's view and sort it into insert, update or unchanged.
+
+    Pure Python (runs in a worker thread); returns the insert and update parameters."""
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     for parsed, key in zip(batch, keys, strict=True):
@@ -369,9 +365,36 @@ async def _process_batch(
             out.updated += 1
         else:
             out.unchanged += 1
+    return _columns_of(inserts), _columns_of(updates)
+
+
+async def _process_batch(
+    session: AsyncSession,
+    batch: list[ParsedRow],
+    present: set[str],
+    lookups: _Lookups,
+    out: Outcome,
+    *,
+    write: bool,
+) -> None:
+    keys = [parsed.values["sku"].lower() for parsed in batch]
+    existing = {row.key: row._mapping for row in await session.execute(_EXISTING, {"keys": keys})}
+    barcodes = [p.values["barcode"] for p in batch if p.values.get("barcode")]
+    owners: dict[str, str] = {}
+    if barcodes:
+        owners = {
+            row.barcode: row.key
+            for row in await session.execute(_BARCODE_OWNERS, {"codes": barcodes})
+        }
+    # Off the event loop: a batch is thousands of rows of Python work.
+    inserts, updates = await asyncio.to_thread(
+        _classify, batch, keys, existing, owners, present, lookups, out
+    )
     if write and out.error_count == 0:
-        await _write(session, updates, _UPDATE)
-        await _write(session, inserts, _INSERT)
+        if updates is not None:
+            await session.execute(_UPDATE, updates)
+        if inserts is not None:
+            await session.execute(_INSERT, inserts)
 
 
 def _parse_next(
