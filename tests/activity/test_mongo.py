@@ -1,0 +1,283 @@
+"""Against a real MongoDB (marker `mongo`, needs MONGODB_URL): every query the activity domain
+sends is served by one of the declared indexes (checked with `explain`), and the answers match.
+
+Skipped with a reason when MONGODB_URL is not set; the same behaviour is tested on the in-process
+store by the other modules.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from stockroom.activity import repository, service
+from stockroom.activity.repository import EventFilter
+from stockroom.activity.schemas import Bucket
+from stockroom.events.store import EventStore, mongodb_event_store
+from tests.activity.conftest import event, movement
+
+pytestmark = pytest.mark.mongo
+
+NO_MONGODB = "MONGODB_URL is not set: the explain/index tests need a real MongoDB (7 or newer)"
+
+
+@dataclass
+class RecordingCollection:
+    """Passes every call through to the real collection and remembers the query shapes."""
+
+    inner: Any
+    finds: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
+    counts: list[dict[str, Any]] = field(default_factory=list)
+    pipelines: list[list[dict[str, Any]]] = field(default_factory=list)
+    distincts: list[dict[str, Any]] = field(default_factory=list)
+
+    def find(self, query: dict[str, Any], projection: Any = None) -> Any:
+        cursor = self.inner.find(query, projection)
+        recorder = self
+
+        class Recorded:
+            def __init__(self) -> None:
+                self.sort_spec: Any = None
+
+            def sort(self, *args: Any) -> Recorded:
+                self.sort_spec = args[0] if len(args) == 1 else [(args[0], args[1])]
+                cursor.sort(*args)
+                return self
+
+            def limit(self, n: int) -> Recorded:
+                recorder.finds.append((query, self.sort_spec))
+                cursor.limit(n)
+                return self
+
+            def __aiter__(self) -> Any:
+                return cursor.__aiter__()
+
+            async def to_list(self, n: int | None) -> list[Any]:
+                result: list[Any] = await cursor.to_list(n)
+                return result
+
+        return Recorded()
+
+    async def count_documents(self, query: dict[str, Any], **kwargs: Any) -> int:
+        self.counts.append(query)
+        result: int = await self.inner.count_documents(query, **kwargs)
+        return result
+
+    async def distinct(self, key: str, query: dict[str, Any]) -> list[Any]:
+        self.distincts.append(query)
+        result: list[Any] = await self.inner.distinct(key, query)
+        return result
+
+    def aggregate(self, pipeline: list[dict[str, Any]]) -> Any:
+        self.pipelines.append(pipeline)
+        return self.inner.aggregate(pipeline)
+
+
+@pytest.fixture
+async def mongo_store() -> AsyncIterator[EventStore]:
+    url = os.environ.get("MONGODB_URL")
+    if not url:
+        pytest.skip(NO_MONGODB)
+    name = f"stockroom_activity_{uuid.uuid4().hex[:10]}"
+    store = mongodb_event_store(url, name)
+    assert await store.initialize(), "the MongoDB at MONGODB_URL is not reachable"
+    try:
+        yield store
+    finally:
+        await store.client.drop_database(name)
+        store.close()
+
+
+NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+ACTOR = uuid.UUID("00000000-0000-0000-0000-0000000000a1")
+PRODUCT = uuid.UUID("00000000-0000-0000-0000-0000000000b1")
+
+
+def _fixture_events() -> list[dict[str, Any]]:
+    rng = random.Random(3)
+    docs = []
+    for i in range(3000):
+        when = NOW - timedelta(seconds=rng.randrange(0, 9 * 86400))
+        kind = rng.choice(["product.updated", "auth.login_failed", "stock"])
+        if kind == "stock":
+            docs.append(movement(when, uuid.UUID(int=i % 3), rng.randrange(1, 9) - 4 or 2))
+        else:
+            docs.append(
+                event(
+                    kind,
+                    when,
+                    actor=(ACTOR, "a@x.io") if i % 5 == 0 else (uuid.UUID(int=i % 40), "u@x.io"),
+                    entity=("product", PRODUCT if i % 7 == 0 else uuid.uuid4()),
+                )
+            )
+    return docs
+
+
+def _stages(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        if isinstance(node.get("stage"), str):
+            yield node["stage"]
+        for value in node.values():
+            yield from _stages(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _stages(item)
+
+
+def _winning_plans(explained: dict[str, Any]) -> list[Any]:
+    """The winning plans of an explain, wherever this server version puts them."""
+    plans: list[Any] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key == "winningPlan":
+                    plans.append(value)
+                else:
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(explained)
+    return plans
+
+
+def assert_index_backed(explained: dict[str, Any], what: str) -> None:
+    plans = _winning_plans(explained)
+    assert plans, f"{what}: no winning plan in {explained}"
+    stages = {stage for plan in plans for stage in _stages(plan)}
+    assert "COLLSCAN" not in stages, f"{what} scans the collection: {stages}"
+    assert stages & {"IXSCAN", "DISTINCT_SCAN", "COUNT_SCAN", "EXPRESS_IXSCAN"}, (what, stages)
+
+
+async def _explain_all(store: EventStore, recorded: RecordingCollection) -> int:
+    database, name = store.database, store.collection.name
+    checked = 0
+    for query, sort in recorded.finds:
+        command: dict[str, Any] = {"find": name, "filter": query}
+        if sort:
+            command["sort"] = dict(sort) if isinstance(sort, list) else {sort: -1}
+        assert_index_backed(await database.command({"explain": command}), f"find {query}")
+        checked += 1
+    for query in recorded.counts:
+        explained = await database.command(
+            {"explain": {"count": name, "query": query}, "verbosity": "queryPlanner"}
+        )
+        assert_index_backed(explained, f"count {query}")
+        checked += 1
+    for query in recorded.distincts:
+        explained = await database.command(
+            {"explain": {"distinct": name, "key": "type", "query": query}}
+        )
+        assert_index_backed(explained, f"distinct {query}")
+        checked += 1
+    for pipeline in recorded.pipelines:
+        explained = await database.command(
+            {"explain": {"aggregate": name, "pipeline": pipeline, "cursor": {}}}
+        )
+        assert_index_backed(explained, f"aggregate {pipeline[0]}")
+        checked += 1
+    return checked
+
+
+async def test_every_activity_query_is_served_by_an_index(mongo_store: EventStore) -> None:
+    await mongo_store.collection.insert_many(_fixture_events())
+    recorded = RecordingCollection(mongo_store.collection)
+    filters = [
+        EventFilter(),
+        EventFilter(type="product.updated"),
+        EventFilter(type="stock.*"),
+        EventFilter(actor_id=ACTOR),
+        EventFilter(entity_type="product", entity_id=PRODUCT),
+        EventFilter(occurred_from=NOW - timedelta(days=2), occurred_to=NOW - timedelta(days=1)),
+    ]
+    for event_filter in filters:
+        page = await service.list_activity(
+            recorded, event_filter, cursor=None, limit=25, secret_key="k" * 32, show_costs=True
+        )
+        if page.next_cursor:
+            await service.list_activity(
+                recorded,
+                event_filter,
+                cursor=page.next_cursor,
+                limit=25,
+                secret_key="k" * 32,
+                show_costs=True,
+            )
+        async for _ in service.iterate_activity(
+            recorded, event_filter, show_costs=True, batch_size=200
+        ):
+            pass
+    start, end = NOW - timedelta(days=7), NOW
+    for bucket in Bucket:
+        await service.activity_buckets(recorded, start, end, bucket)
+        await service.stock_flow(recorded, start, end, bucket, None)
+    await service.stock_flow(recorded, start, end, Bucket.DAY, uuid.UUID(int=1))
+    await service.top_actors(recorded, start, end, 10)
+    await repository.count_active_actors(recorded, NOW - timedelta(days=7))
+
+    assert await _explain_all(mongo_store, recorded) > 30
+
+
+async def test_pages_and_export_return_every_event_once_on_mongodb(
+    mongo_store: EventStore,
+) -> None:
+    docs = _fixture_events()
+    await mongo_store.collection.insert_many(docs)
+    expected = sorted(
+        ((d["occurred_at"], d["_id"]) for d in docs if d["type"].startswith("stock.")),
+        reverse=True,
+    )
+    collected: list[tuple[datetime, str]] = []
+    cursor = None
+    while True:
+        page = await service.list_activity(
+            mongo_store.collection,
+            EventFilter(type="stock.*"),
+            cursor=cursor,
+            limit=97,
+            secret_key="k" * 32,
+            show_costs=True,
+        )
+        collected.extend((item.occurred_at, item.id) for item in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    exported = [
+        (e["occurred_at"], e["id"])
+        async for e in service.iterate_activity(
+            mongo_store.collection, EventFilter(type="stock.*"), show_costs=True, batch_size=113
+        )
+    ]
+    assert collected == expected
+    assert exported == expected
+
+
+async def test_dashboards_agree_between_mongodb_and_the_in_process_store(
+    mongo_store: EventStore,
+) -> None:
+    from tests.activity.conftest import new_collection
+
+    docs = _fixture_events()
+    in_process = new_collection()
+    await in_process.insert_many([dict(d) for d in docs])
+    await mongo_store.collection.insert_many(docs)
+    start, end = NOW - timedelta(days=8), NOW
+    for bucket in Bucket:
+        assert await service.activity_buckets(
+            mongo_store.collection, start, end, bucket
+        ) == await service.activity_buckets(in_process, start, end, bucket)
+        assert await service.stock_flow(
+            mongo_store.collection, start, end, bucket, None
+        ) == await service.stock_flow(in_process, start, end, bucket, None)
+    assert await service.top_actors(
+        mongo_store.collection, start, end, 5
+    ) == await service.top_actors(in_process, start, end, 5)
