@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ADMIN_EMAIL = "bench@example.com"
@@ -82,15 +83,69 @@ async def _connection_loop(port: int, raw: bytes, count: int) -> int:
     return failures
 
 
-async def measure(port: int, path: str, headers: dict[str, str], connections: int, n: int) -> float:
-    """Requests per second for `connections` x `n` sequential GETs of `path`."""
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (Linux /proc), 0 when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used so far by the API process and by the PostgreSQL server (postmaster and
+    its backends), so that the cost per request can be read even on a busy machine."""
+
+    def __init__(self, api_pid: int, data_dir: Path) -> None:
+        self.api_pid = api_pid
+        self.data_dir = data_dir
+
+    def _postgres_pids(self) -> list[int]:
+        try:
+            postmaster = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [postmaster, *_children(postmaster)]
+
+    def read(self) -> tuple[float, float]:
+        return _cpu_seconds(self.api_pid), sum(_cpu_seconds(p) for p in self._postgres_pids())
+
+
+@dataclass
+class Round:
+    rps: float
+    api_cpu_ms: float  # API process CPU per request
+    db_cpu_ms: float  # PostgreSQL CPU per request
+
+
+async def measure(
+    port: int, path: str, headers: dict[str, str], connections: int, n: int, meter: CpuMeter
+) -> Round:
+    """Requests per second and CPU per request for `connections` x `n` sequential GETs."""
     raw = _request("GET", path, port, headers, b"")
+    api_before, db_before = meter.read()
     began = time.perf_counter()
     failures = await asyncio.gather(*(_connection_loop(port, raw, n) for _ in range(connections)))
     elapsed = time.perf_counter() - began
+    api_after, db_after = meter.read()
     if any(failures):
         raise SystemExit(f"{sum(failures)} requests to {path} did not return 200")
-    return connections * n / elapsed
+    total = connections * n
+    return Round(
+        rps=total / elapsed,
+        api_cpu_ms=1000 * (api_after - api_before) / total,
+        db_cpu_ms=1000 * (db_after - db_before) / total,
+    )
 
 
 async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
@@ -108,7 +163,7 @@ async def wait_ready(port: int, process: subprocess.Popen[bytes]) -> None:
     raise SystemExit("the server did not become ready")
 
 
-async def run(args: argparse.Namespace, port: int, password: str) -> None:
+async def run(args: argparse.Namespace, port: int, password: str, meter: CpuMeter) -> None:
     body = json.dumps({"email": ADMIN_EMAIL, "password": password}).encode()
     status, reply = await call(
         port, "POST", "/api/v1/auth/login-json", {"Content-Type": "application/json"}, body
@@ -116,32 +171,38 @@ async def run(args: argparse.Namespace, port: int, password: str) -> None:
     if status != 200:
         raise SystemExit(f"login failed: {status} {reply[:200]!r}")
     bearer = {"Authorization": f"Bearer {json.loads(reply)['access_token']}"}
+    routes = {"/api/v1/health/live": {}, "/api/v1/users/me": bearer}
 
     # Warm both paths (connection pool, caches) before measuring.
-    await measure(port, "/api/v1/health/live", {}, args.connections, 20)
-    await measure(port, "/api/v1/users/me", bearer, args.connections, 20)
-    live: list[float] = []
-    me: list[float] = []
+    for path, headers in routes.items():
+        await measure(port, path, headers, args.connections, 20, meter)
+    rounds: dict[str, list[Round]] = {path: [] for path in routes}
     for _ in range(args.rounds):  # alternate, so drifting machine load hits both alike
-        live.append(await measure(port, "/api/v1/health/live", {}, args.connections, args.requests))
-        me.append(await measure(port, "/api/v1/users/me", bearer, args.connections, args.requests))
-    live_rps, me_rps = statistics.median(live), statistics.median(me)
+        for path, headers in routes.items():
+            rounds[path].append(
+                await measure(port, path, headers, args.connections, args.requests, meter)
+            )
     total = args.connections * args.requests
     print(f"connections={args.connections} requests/round/route={total} rounds={args.rounds}")
     print(
-        f"GET /api/v1/health/live        {live_rps:8.0f} req/s  (rounds: "
-        + ", ".join(f"{r:.0f}" for r in live)
-        + ")"
+        f"{'route':32s} {'req/s':>8s} {'API CPU ms/req':>15s} {'PG CPU ms/req':>14s}  rounds req/s"
     )
+    summary: dict[str, tuple[float, float, float]] = {}
+    for path, results in rounds.items():
+        rps = statistics.median(r.rps for r in results)
+        api = statistics.median(r.api_cpu_ms for r in results)
+        db = statistics.median(r.db_cpu_ms for r in results)
+        summary[path] = (rps, api, db)
+        label = f"GET {path}" + (" (bearer)" if routes[path] else "")
+        print(
+            f"{label:32s} {rps:8.0f} {api:15.3f} {db:14.3f}  "
+            + ", ".join(f"{r.rps:.0f}" for r in results)
+        )
+    live, me = summary["/api/v1/health/live"], summary["/api/v1/users/me"]
+    print(f"ratio req/s users/me : health/live = {me[0] / live[0]:.2f}")
     print(
-        f"GET /api/v1/users/me (bearer)  {me_rps:8.0f} req/s  (rounds: "
-        + ", ".join(f"{r:.0f}" for r in me)
-        + ")"
-    )
-    print(
-        f"ratio users/me : health/live = {me_rps / live_rps:.2f}"
-        f"  (per-request auth cost ~ {1000 * (1 / me_rps - 1 / live_rps):.2f} ms of server time"
-        f" at this concurrency)"
+        f"authentication + permission loading per request: "
+        f"{me[1] - live[1]:.3f} ms API CPU, {me[2] - live[2]:.3f} ms PostgreSQL CPU"
     )
 
 
@@ -173,7 +234,8 @@ def main() -> None:
         )
         try:
             asyncio.run(wait_ready(port, process))
-            asyncio.run(run(args, port, password))
+            meter = CpuMeter(process.pid, Path(env["STOCKROOM_DATA_DIR"]))
+            asyncio.run(run(args, port, password, meter))
         finally:
             process.terminate()
             try:
