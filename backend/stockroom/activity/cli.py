@@ -54,8 +54,11 @@ async def export_events(
             database = await stack.enter_async_context(open_database(settings))
             await rebuild_in_process_store(database.sessionmaker, store)
         # An operator with access to the deployment sees costs, as in the database itself.
+        batch_size = (
+            service.IN_PROCESS_EXPORT_BATCH_SIZE if store.in_process else service.EXPORT_BATCH_SIZE
+        )
         chunks = await service.open_export(
-            store.collection, event_filter, export_format, show_costs=True
+            store.collection, event_filter, export_format, show_costs=True, batch_size=batch_size
         )
         async for chunk in chunks:
             out.write(chunk)

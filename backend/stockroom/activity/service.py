@@ -35,6 +35,7 @@ from stockroom.activity.schemas import (
 
 MAX_PAGE_LIMIT = 500
 EXPORT_BATCH_SIZE = 1000
+IN_PROCESS_EXPORT_BATCH_SIZE = 10_000
 # Keys that reveal costs; removed from `changes` and `data` for callers without `costs:read`.
 COST_KEYS = frozenset({"cost_price", "margin", "unit_cost", "cost"})
 
@@ -378,17 +379,17 @@ def _stock_counters() -> tuple[StockCounter, StockCounter]:
     return stock_service.count_low_stock_products, stock_service.count_open_transfers
 
 
-async def summary(
-    collection: Collection, session: AsyncSession, now: datetime | None = None
-) -> DashboardSummary:
-    """Headline numbers: today's events (UTC day), active users, failed logins, and the stock
-    figures that only PostgreSQL knows."""
-    now = now or utcnow()
+@dataclass(frozen=True, slots=True)
+class EventFigures:
+    events_today: int
+    movements_today: int
+    failed_logins_24h: int
+    active_users_7d: int
+
+
+async def event_figures(collection: Collection, now: datetime) -> EventFigures:
+    """The summary figures the event store answers, counted in the database."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    count_low_stock, count_open_transfers = _stock_counters()
-    # Each opens its own short transaction on the session.
-    low_stock = await count_low_stock(session)
-    open_transfers = await count_open_transfers(session)
     events_today, movements_today, failed_logins, active_users = await _guard(
         asyncio.gather(
             repository.count(collection, repository.since_midnight_query(midnight)),
@@ -405,11 +406,24 @@ async def summary(
             repository.count_active_actors(collection, now - timedelta(days=7)),
         )
     )
+    return EventFigures(events_today, movements_today, failed_logins, active_users)
+
+
+async def summary(
+    collection: Collection, session: AsyncSession, now: datetime | None = None
+) -> DashboardSummary:
+    """Headline numbers: today's events (UTC day), active users, failed logins, and the stock
+    figures that only PostgreSQL knows."""
+    count_low_stock, count_open_transfers = _stock_counters()
+    # Each opens its own short transaction on the session.
+    low_stock = await count_low_stock(session)
+    open_transfers = await count_open_transfers(session)
+    figures = await event_figures(collection, now or utcnow())
     return DashboardSummary(
-        events_today=events_today,
-        active_users_7d=active_users,
-        movements_today=movements_today,
-        failed_logins_24h=failed_logins,
+        events_today=figures.events_today,
+        active_users_7d=figures.active_users_7d,
+        movements_today=figures.movements_today,
+        failed_logins_24h=figures.failed_logins_24h,
         low_stock_products=low_stock,
         open_transfers=open_transfers,
     )

@@ -1,0 +1,191 @@
+"""Activity read side: dashboards and a filtered `/activity` page over a large event store.
+
+    uv run python bench/activity.py                       # 1,000,000 events, in-process store
+    uv run python bench/activity.py --events 200000       # what fits ~5 minutes with mongomock
+    MONGODB_URL=mongodb://... uv run python bench/activity.py   # a real MongoDB
+
+It fills the store with synthetic events shaped like the relay writes them (30 days of traffic:
+stock movements, product changes, logins, failed logins; 200 actors, 5 warehouses), then times the
+service call behind each endpoint (the HTTP layer adds the same small constant to each):
+the event-store part of `/dashboard/summary`, `/dashboard/activity` (hour and day),
+`/dashboard/stock-flow`, `/dashboard/top-actors`, a filtered `/activity` page and the page after
+it. Numbers from the in-process store (mongomock, pure Python, scanning every document per query)
+say nothing about MongoDB, which answers from its indexes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from stockroom.activity import service
+from stockroom.activity.repository import EventFilter
+from stockroom.activity.schemas import Bucket
+
+SECRET = "bench-secret-key-0123456789abcdef0123456789abcdef"
+TYPES = [
+    ("stock.movement_posted", 45),
+    ("product.updated", 20),
+    ("auth.login_succeeded", 15),
+    ("product.created", 8),
+    ("auth.login_failed", 5),
+    ("stock.transfer_created", 4),
+    ("stock.transfer_completed", 3),
+]
+
+
+def synthetic_events(count: int, now: datetime, seed: int = 1) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    names = [name for name, _ in TYPES]
+    weights = [weight for _, weight in TYPES]
+    actors = [(str(uuid.UUID(int=i + 1)), f"user{i}@example.com") for i in range(200)]
+    warehouses = [str(uuid.UUID(int=10_000 + i)) for i in range(5)]
+    span_ms = 30 * 86_400_000
+    docs = []
+    for kind in rng.choices(names, weights, k=count):
+        when = now - timedelta(milliseconds=rng.randrange(span_ms))
+        actor_id, email = rng.choice(actors)
+        doc: dict[str, Any] = {
+            "_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "type": kind,
+            "occurred_at": when,
+            "actor": None if kind == "auth.login_failed" else {"id": actor_id, "email": email},
+            "entity": {"type": "product", "id": str(uuid.UUID(int=rng.randrange(5000)))},
+            "request": {
+                "id": "r",
+                "ip": "10.0.0.1",
+                "user_agent": "bench",
+                "method": "POST",
+                "path": "/api/v1/stock-movements",
+            },
+            "changes": None,
+            "data": None,
+        }
+        if kind == "stock.movement_posted":
+            quantity = rng.randrange(1, 20)
+            doc["data"] = {
+                "warehouse_id": rng.choice(warehouses),
+                "type": "receipt",
+                "quantity": quantity,
+                "signed_quantity": rng.choice((1, -1)) * quantity,
+            }
+        docs.append(doc)
+    return docs
+
+
+async def timed(label: str, call: Callable[[], Awaitable[Any]], repeat: int) -> dict[str, Any]:
+    times = []
+    result: Any = None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = await call()
+        times.append(time.perf_counter() - started)
+    size = len(result) if isinstance(result, list) else len(getattr(result, "items", []) or [])
+    return {"label": label, "median_s": statistics.median(times), "min_s": min(times), "rows": size}
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+
+    now = datetime.now(UTC)
+    url = os.environ.get("MONGODB_URL")
+    if url:
+        from stockroom.events.store import mongodb_event_store
+
+        store = mongodb_event_store(url, f"stockroom_bench_{uuid.uuid4().hex[:8]}")
+        backend = f"MongoDB at {url.split('@')[-1]}"
+    else:
+        from stockroom.events.store import in_process_event_store
+
+        store = in_process_event_store()
+        backend = "in-process store (mongomock-motor)"
+    await store.initialize()
+    collection = store.collection
+    try:
+        started = time.perf_counter()
+        for offset in range(0, args.events, 50_000):
+            batch = synthetic_events(min(50_000, args.events - offset), now, seed=offset)
+            await collection.insert_many(batch, ordered=False)
+        print(f"{args.events:,} events into the {backend} in {time.perf_counter() - started:.1f} s")
+
+        stock_filter = EventFilter(type="stock.*", occurred_from=now - timedelta(days=7))
+        actor_filter = EventFilter(actor_id=uuid.UUID(int=7))
+        first = await service.list_activity(
+            collection, stock_filter, cursor=None, limit=50, secret_key=SECRET, show_costs=True
+        )
+        day = now - timedelta(days=1)
+        month = now - timedelta(days=30)
+        cases: list[tuple[str, Callable[[], Awaitable[Any]]]] = [
+            ("summary (event-store figures)", lambda: service.event_figures(collection, now)),
+            (
+                "activity, 24 h hourly",
+                lambda: service.activity_buckets(collection, day, now, Bucket.HOUR),
+            ),
+            (
+                "activity, 30 d daily",
+                lambda: service.activity_buckets(collection, month, now, Bucket.DAY),
+            ),
+            (
+                "stock-flow, 14 d daily",
+                lambda: service.stock_flow(
+                    collection, now - timedelta(days=14), now, Bucket.DAY, None
+                ),
+            ),
+            ("top-actors, 30 d", lambda: service.top_actors(collection, month, now, 10)),
+            (
+                "/activity type=stock.* 7 d, page 1",
+                lambda: service.list_activity(
+                    collection,
+                    stock_filter,
+                    cursor=None,
+                    limit=50,
+                    secret_key=SECRET,
+                    show_costs=True,
+                ),
+            ),
+            (
+                "/activity type=stock.* 7 d, page 2",
+                lambda: service.list_activity(
+                    collection,
+                    stock_filter,
+                    cursor=first.next_cursor,
+                    limit=50,
+                    secret_key=SECRET,
+                    show_costs=True,
+                ),
+            ),
+            (
+                "/activity actor_id=..., page 1",
+                lambda: service.list_activity(
+                    collection,
+                    actor_filter,
+                    cursor=None,
+                    limit=50,
+                    secret_key=SECRET,
+                    show_costs=True,
+                ),
+            ),
+        ]
+        print(f"{'case':40} {'median s':>10} {'min s':>10} {'rows':>6}")
+        for label, call in cases:
+            row = await timed(label, call, args.repeat)
+            print(f"{row['label']:40} {row['median_s']:10.3f} {row['min_s']:10.3f} {row['rows']:6}")
+    finally:
+        if url:
+            await store.client.drop_database(store.database.name)
+        store.close()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
