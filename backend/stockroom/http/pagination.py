@@ -4,7 +4,7 @@ No `from __future__ import annotations` here: FastAPI must evaluate the annotati
 dependency built inside `sort_param`, which refer to its local variables.
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Generic, TypeVar
 
@@ -38,7 +38,7 @@ class PageParams:
         return self.page_size
 
 
-def _page_params(
+async def _page_params(
     page: Annotated[int, Query(ge=1, le=1_000_000, description="1-based page number")] = 1,
     page_size: Annotated[
         int, Query(ge=1, le=MAX_PAGE_SIZE, description="items per page (1..100)")
@@ -70,11 +70,11 @@ def parse_sort(value: str | None, allowed: Sequence[str], default: str) -> Sort:
     return Sort(field=field, descending=descending)
 
 
-def sort_param(allowed: Sequence[str], default: str) -> Callable[[str | None], Sort]:
+def sort_param(allowed: Sequence[str], default: str) -> Callable[[str | None], Awaitable[Sort]]:
     """A dependency that parses `?sort=` against the allowed fields of one list route."""
     description = f"one of {', '.join(allowed)}; prefix with - for descending (default {default})"
 
-    def dependency(
+    async def dependency(
         sort: Annotated[
             str | None, Query(description=description, max_length=64, pattern=r"^-?[a-z_]+$")
         ] = None,
