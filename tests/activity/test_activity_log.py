@@ -100,6 +100,7 @@ async def test_filters_select_by_type_prefix_actor_entity_and_time(
     assert await select(actor_id=str(alice)) == ["created", "receipt"]
     assert await select(entity_type="product", entity_id=str(product)) == ["updated", "created"]
     assert await select(entity_type="product") == ["other", "updated", "created"]
+    assert await select(entity_id=str(product)) == ["updated", "created"]
     assert await select(**{"from": "2026-03-01T09:00:00Z", "to": "2026-03-01T11:00:00Z"}) == [
         "created",
         "transfer",

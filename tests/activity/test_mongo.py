@@ -36,7 +36,7 @@ class RecordingCollection:
     finds: list[tuple[dict[str, Any], Any]] = field(default_factory=list)
     counts: list[dict[str, Any]] = field(default_factory=list)
     pipelines: list[list[dict[str, Any]]] = field(default_factory=list)
-    distincts: list[dict[str, Any]] = field(default_factory=list)
+    distincts: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
     def find(self, query: dict[str, Any], projection: Any = None) -> Any:
         cursor = self.inner.find(query, projection)
@@ -71,7 +71,7 @@ class RecordingCollection:
         return result
 
     async def distinct(self, key: str, query: dict[str, Any]) -> list[Any]:
-        self.distincts.append(query)
+        self.distincts.append((key, query))
         result: list[Any] = await self.inner.distinct(key, query)
         return result
 
@@ -173,9 +173,9 @@ async def _explain_all(store: EventStore, recorded: RecordingCollection) -> int:
         )
         assert_index_backed(explained, f"count {query}")
         checked += 1
-    for query in recorded.distincts:
+    for key, query in recorded.distincts:
         explained = await database.command(
-            {"explain": {"distinct": name, "key": "type", "query": query}}
+            {"explain": {"distinct": name, "key": key, "query": query}}
         )
         assert_index_backed(explained, f"distinct {query}")
         checked += 1
@@ -197,6 +197,7 @@ async def test_every_activity_query_is_served_by_an_index(mongo_store: EventStor
         EventFilter(type="stock.*"),
         EventFilter(actor_id=ACTOR),
         EventFilter(entity_type="product", entity_id=PRODUCT),
+        EventFilter(entity_id=PRODUCT),
         EventFilter(occurred_from=NOW - timedelta(days=2), occurred_to=NOW - timedelta(days=1)),
     ]
     for event_filter in filters:

@@ -107,6 +107,10 @@ async def base_query(collection: Collection, event_filter: EventFilter) -> Docum
         query["actor.id"] = str(event_filter.actor_id)
     if event_filter.entity_type is not None:
         query["entity.type"] = event_filter.entity_type
+    elif event_filter.entity_id is not None:
+        # The entity index leads with `entity.type`: name the (few) types so it can be used.
+        types = await collection.distinct("entity.type", {})
+        query["entity.type"] = {"$in": sorted(t for t in types if t is not None)}
     if event_filter.entity_id is not None:
         query["entity.id"] = str(event_filter.entity_id)
     return query
