@@ -163,12 +163,14 @@ async def _export_peak(
 
 @pytest.mark.slow
 async def test_export_of_100k_events_streams_in_constant_memory() -> None:
-    # Same batch size, four times the events: parsing back must give every event, newest first,
+    # Same batch size, five times the events: parsing back must give every event, newest first,
     # exactly once, and the export's peak memory must stay about the same instead of growing
-    # fourfold. (The in-process store scans every event per query, so this takes a while.)
-    small_peak, _, _ = await _export_peak(25_000, batch_size=10_000)
-    large_peak, _, _ = await _export_peak(100_000, batch_size=10_000)
+    # fivefold. What may grow is the in-process store's own per-query list of references to its
+    # documents (8 bytes per stored event), not the export. (The in-process store scans every
+    # event for each query, and tracemalloc slows that down: this test takes minutes.)
+    small_peak, _, _ = await _export_peak(20_000, batch_size=20_000)
+    large_peak, _, _ = await _export_peak(100_000, batch_size=20_000)
 
     assert large_peak < small_peak * 1.5, (small_peak, large_peak)
-    # And far below holding the export: 100,000 NDJSON lines are about 50 MB.
+    # Far below holding the export (100,000 NDJSON lines are about 50 MB) or the documents.
     assert large_peak < 25_000_000, large_peak

@@ -226,7 +226,7 @@ async def iterate_events(
     before: SortKey | None = None  # keyset position inside a window being read in batches
     top = upper or now
     width = timedelta(hours=1)
-    most = 2 * batch_size
+    most = batch_size
     density_known = False
 
     def window_below(top: datetime, width: timedelta) -> tuple[datetime, bool]:
@@ -240,7 +240,7 @@ async def iterate_events(
         window = _bounded(query, gte=lo, lt=upper, before=before)
         matched = 1
         if not density_known:
-            # Narrow a fresh window until it holds at most two batches (or one millisecond).
+            # Narrow a fresh window until it holds at most one batch (or one millisecond).
             # Counting stops early in MongoDB and copies nothing in the in-process store.
             halving = False
             while True:
