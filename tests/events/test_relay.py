@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -314,3 +315,38 @@ async def test_the_in_process_store_is_rebuilt_only_with_events_within_the_reten
     restarted = in_process_event_store(retention_days=7)
     assert await rebuild_in_process_store(fresh_sessionmaker, restarted) == 1
     assert set(await stored(restarted)) == {str(recent)}
+
+
+async def test_an_event_the_store_cannot_take_holds_back_only_its_own_entity(
+    fresh_sessionmaker: Sessionmaker,
+) -> None:
+    store = in_process_event_store()
+    poisoned, healthy = uuid.uuid4(), uuid.uuid4()
+    async with fresh_sessionmaker() as session, session.begin():
+        # A row no code path writes: its payload has no event id.
+        await session.execute(
+            text(
+                "INSERT INTO outbox_events (id, type, occurred_at, payload) VALUES "
+                "(CAST(:id AS uuid), 'widget.updated', now() - interval '1 second', "
+                "CAST(:payload AS jsonb))"
+            ),
+            {
+                "id": str(uuid.uuid4()),
+                "payload": json.dumps(
+                    {"type": "widget.updated", "entity": {"type": "widget", "id": str(poisoned)}}
+                ),
+            },
+        )
+    later_same_entity = await record_committed(fresh_sessionmaker, [poisoned])
+    other_entity = await record_committed(fresh_sessionmaker, [healthy, None])
+
+    # The first batch starts with the bad row: it alone backs off, the others are released.
+    assert await deliver_pending(fresh_sessionmaker, store) == 0
+    assert await deliver_pending(fresh_sessionmaker, store) == 2
+
+    assert set(await stored(store)) == {str(i) for i in other_entity}
+    pending = [row for row in await outbox_rows(fresh_sessionmaker) if row.delivered_at is None]
+    assert len(pending) == 2
+    assert pending[0].attempts == 1
+    assert pending[0].last_error.startswith("payload cannot be stored: KeyError")
+    assert (pending[1].id, pending[1].attempts) == (later_same_entity[0], 0)

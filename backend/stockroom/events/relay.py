@@ -9,8 +9,10 @@ One batch is one PostgreSQL transaction:
    their original order;
 2. write them with one ordered bulk upsert keyed by `_id = event id` (redelivery replaces a
    document with itself);
-3. mark the written rows delivered; rows that failed get `attempts + 1`, `last_error` and an
-   exponential backoff with jitter. Nothing is ever dropped.
+3. mark the written rows delivered. When the store fails as a whole, every claimed row gets
+   `attempts + 1`, `last_error` and an exponential backoff with jitter; when it refuses one
+   document, only that row does and the rest of the batch is released for the next claim.
+   Nothing is ever dropped.
 
 A crash between 2 and 3 rolls the claim back; the rows are delivered again, which is a no-op.
 """
@@ -116,6 +118,7 @@ class BatchOutcome:
     delivered: int
     failed: int
     error: str | None = None
+    store_failed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,10 +145,15 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-async def _write(store: EventStore, documents: Sequence[dict[str, Any]]) -> tuple[int, str | None]:
-    """Upsert `documents` in order; returns how many leading documents are surely written."""
+async def _write(
+    store: EventStore, documents: Sequence[dict[str, Any]]
+) -> tuple[int, str | None, bool]:
+    """Upsert `documents` in order. Returns how many leading documents are surely written, the
+    error if any, and whether that error is about the next document alone (the store refused
+    that one document) rather than the store as a whole (unreachable, timed out: outcome
+    unknown)."""
     if not documents:
-        return 0, None
+        return 0, None, False
     requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
     try:
         await asyncio.wait_for(
@@ -154,10 +162,12 @@ async def _write(store: EventStore, documents: Sequence[dict[str, Any]]) -> tupl
     except BulkWriteError as exc:
         # Ordered: everything before the first failed write was written.
         indexes = [e.get("index", 0) for e in exc.details.get("writeErrors") or []]
-        return (min(indexes) if indexes else 0), describe_error(exc)
-    except Exception as exc:  # network, timeout, server error: the outcome is unknown
-        return 0, describe_error(exc)
-    return len(documents), None
+        if indexes:
+            return min(indexes), describe_error(exc), True
+        return 0, describe_error(exc), False  # a write concern error: outcome unknown
+    except Exception as exc:
+        return 0, describe_error(exc), False
+    return len(documents), None, False
 
 
 def _documents(rows: Sequence[Row[Any]]) -> tuple[list[dict[str, Any]], str | None]:
@@ -184,12 +194,20 @@ async def deliver_batch(
         rows = (await session.execute(_CLAIM, {"now": now, "limit": batch_size})).all()
         if not rows:
             return BatchOutcome(0, 0)
-        documents, error = _documents(rows)
-        written, write_error = await _write(store, documents)
-        error = write_error or error
+        documents, conversion_error = _documents(rows)
+        written, write_error, one_document = await _write(store, documents)
+        failed: Sequence[Row[Any]] = []
+        error: str | None = None
+        store_failed = False
+        if write_error is not None and not one_document:
+            # The store as a whole failed: every claimed event waits and retries.
+            failed, error, store_failed = rows[written:], write_error, True
+        elif write_error is not None or conversion_error is not None:
+            # One event cannot be stored: it alone backs off. The rest of the batch is released
+            # untouched and goes out with the next claim (its entity's later events wait for it).
+            failed, error = rows[written : written + 1], write_error or conversion_error
         if written:
             await session.execute(_MARK_DELIVERED, {"ids": [row.id for row in rows[:written]]})
-        failed = rows[written:]
         if failed:
             await session.execute(
                 _BACK_OFF,
@@ -206,7 +224,7 @@ async def deliver_batch(
             DELIVERY_DELAY.observe(max(0.0, (delivered_at - row.occurred_at).total_seconds()))
     if failed:
         OUTBOX_DELIVERY_FAILURES.inc(len(failed))
-    return BatchOutcome(written, len(failed), error)
+    return BatchOutcome(written, len(failed), error, store_failed)
 
 
 async def drain(
@@ -216,15 +234,16 @@ async def drain(
     batch_size: int = 500,
     now: datetime | None = None,
 ) -> DrainOutcome:
-    """Deliver batches until nothing is deliverable, or a batch fails."""
-    delivered = 0
+    """Deliver batches until a batch delivers nothing, or the store fails."""
+    delivered = failed = 0
+    error: str | None = None
     while True:
         outcome = await deliver_batch(sessionmaker, store, batch_size=batch_size, now=now)
         delivered += outcome.delivered
-        if outcome.failed:
-            return DrainOutcome(delivered, outcome.failed, outcome.error)
-        if outcome.delivered == 0:
-            return DrainOutcome(delivered, 0, None)
+        failed += outcome.failed
+        error = outcome.error or error
+        if outcome.store_failed or outcome.delivered == 0:
+            return DrainOutcome(delivered, failed, error)
 
 
 async def deliver_pending(
