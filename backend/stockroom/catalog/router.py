@@ -7,7 +7,6 @@ Product routes with an id use the `uuid` path convertor, so that sibling paths o
 """
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFile
@@ -49,6 +48,7 @@ from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
+from stockroom.http.params import UtcDateTime
 
 router = APIRouter()
 
@@ -386,8 +386,8 @@ async def product_filters(
     low_stock: Annotated[
         bool | None, Query(description="true: total on hand <= reorder_point")
     ] = None,
-    created_from: Annotated[datetime | None, Query(description="created at or after")] = None,
-    created_to: Annotated[datetime | None, Query(description="created before")] = None,
+    created_from: Annotated[UtcDateTime | None, Query(description="created at or after")] = None,
+    created_to: Annotated[UtcDateTime | None, Query(description="created before")] = None,
 ) -> ProductFilters:
     return ProductFilters(
         q=q,

@@ -17,6 +17,7 @@ from pydantic import (
     EmailStr,
     Field,
     PlainSerializer,
+    StrictBool,
     StringConstraints,
     computed_field,
     field_validator,
@@ -130,14 +131,14 @@ class WarehouseCreate(_In):
     code: WarehouseCode
     name: Name
     address: OptionalText = None
-    is_active: bool = True
+    is_active: StrictBool = True
 
 
 class WarehouseUpdate(_In):
     code: WarehouseCode | None = None
     name: Name | None = None
     address: OptionalText = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
 
     @field_validator("code", "name", "is_active")
     @classmethod

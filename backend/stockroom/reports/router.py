@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -15,16 +14,11 @@ from stockroom.auth.permissions import Perm
 from stockroom.auth.repository import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
+from stockroom.http.params import UtcDateTime
 from stockroom.reports import service
 from stockroom.reports.schemas import SalesGroupBy, SalesSummaryRow, StockValuation
 
 router = APIRouter(prefix="/reports", tags=["reports"])
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 @router.get(
@@ -46,8 +40,8 @@ def _utc(value: datetime | None) -> datetime | None:
 async def sales_summary(
     session: Session,
     principal: Annotated[Principal, Depends(require(Perm.REPORTS_READ))],
-    date_from: Annotated[datetime | None, Query(alias="from")] = None,
-    date_to: Annotated[datetime | None, Query(alias="to")] = None,
+    date_from: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    date_to: Annotated[UtcDateTime | None, Query(alias="to")] = None,
     group_by: Annotated[SalesGroupBy, Query()] = SalesGroupBy.DAY,
 ) -> JSONResponse:
     """Sales summary: units and revenue (cost and margin with costs:read) per group."""
@@ -55,8 +49,8 @@ async def sales_summary(
     rows = await service.sales_summary(
         session,
         group_by=group_by,
-        date_from=_utc(date_from),
-        date_to=_utc(date_to),
+        date_from=date_from,
+        date_to=date_to,
         with_costs=with_costs,
     )
     exclude = None if with_costs else {"cost", "margin"}

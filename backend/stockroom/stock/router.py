@@ -7,7 +7,6 @@ are matched here before the catalog's `/products/{id}`.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -22,6 +21,7 @@ from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.idempotency import IdempotencyKeyHeader, StoredResponse
 from stockroom.http.pagination import Page, Pagination
+from stockroom.http.params import UtcDateTime
 from stockroom.stock import service
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
 from stockroom.stock.repository import MovementFilter
@@ -50,12 +50,6 @@ _IDEMPOTENT = (
     "`idempotency_key_reused`, a retry while the first is still running is 409."
 )
 _COST_NOTE = " `unit_cost` appears only for callers with costs:read."
-
-
-def _utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
 
 
 def _hide_costs(principal: Principal) -> bool:
@@ -111,10 +105,10 @@ def _movement_filter(
     type: Annotated[MovementType | None, Query(description="movement type")] = None,
     reference: Annotated[str | None, Query(max_length=100)] = None,
     created_from: Annotated[
-        datetime | None, Query(description="inclusive; ISO 8601 (UTC if no offset)")
+        UtcDateTime | None, Query(description="inclusive; ISO 8601 (UTC if no offset)")
     ] = None,
     created_to: Annotated[
-        datetime | None, Query(description="exclusive; ISO 8601 (UTC if no offset)")
+        UtcDateTime | None, Query(description="exclusive; ISO 8601 (UTC if no offset)")
     ] = None,
 ) -> MovementFilter:
     return MovementFilter(
@@ -122,8 +116,8 @@ def _movement_filter(
         warehouse_id=warehouse_id,
         type=type.value if type else None,
         reference=reference,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
+        created_from=created_from,
+        created_to=created_to,
     )
 
 
@@ -292,16 +286,16 @@ async def product_stock_history(
     page: Pagination,
     warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
     type: Annotated[MovementType | None, Query()] = None,
-    created_from: Annotated[datetime | None, Query()] = None,
-    created_to: Annotated[datetime | None, Query()] = None,
+    created_from: Annotated[UtcDateTime | None, Query()] = None,
+    created_to: Annotated[UtcDateTime | None, Query()] = None,
 ) -> JSONResponse:
     """A product's stock movements."""
     filters = MovementFilter(
         product_id=product_id,
         warehouse_id=warehouse_id,
         type=type.value if type else None,
-        created_from=_utc(created_from),
-        created_to=_utc(created_to),
+        created_from=created_from,
+        created_to=created_to,
     )
     result = await service.stock_history(session, product_id, filters, page)
     return _movement_list_response(result, principal)
