@@ -10,7 +10,15 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StrictBool,
+    StringConstraints,
+)
 
 from stockroom.auth.permissions import Perm
 
@@ -95,7 +103,7 @@ class UserCreate(_Input):
 class UserUpdate(_Input):
     email: Email | None = None
     full_name: FullName | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     roles: list[RoleName] | None = Field(default=None, max_length=50)
     password: Password | None = Field(
         default=None, description="set a new password; revokes the user's refresh tokens"
