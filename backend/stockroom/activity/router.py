@@ -26,6 +26,7 @@ from stockroom.auth.permissions import Perm
 from stockroom.auth.repository import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
+from stockroom.http.params import UtcDateTime
 
 router = APIRouter(tags=["activity"])
 
@@ -75,10 +76,10 @@ def event_filter(
     ] = None,
     entity_id: Annotated[uuid.UUID | None, Query(description="events about this entity")] = None,
     occurred_from: Annotated[
-        datetime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
+        UtcDateTime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
     ] = None,
     occurred_to: Annotated[
-        datetime | None, Query(alias="to", description="exclusive; ISO 8601, UTC if no offset")
+        UtcDateTime | None, Query(alias="to", description="exclusive; ISO 8601, UTC if no offset")
     ] = None,
 ) -> EventFilter:
     return EventFilter(
@@ -93,10 +94,10 @@ def event_filter(
 
 Filters = Annotated[EventFilter, Depends(event_filter)]
 From = Annotated[
-    datetime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
+    UtcDateTime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
 ]
 To = Annotated[
-    datetime | None,
+    UtcDateTime | None,
     Query(alias="to", description="exclusive; ISO 8601, UTC if no offset; default now"),
 ]
 
