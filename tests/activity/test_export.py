@@ -163,6 +163,7 @@ async def _export_peak(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_export_of_100k_events_streams_in_constant_memory() -> None:
     # Same batch size, 2.5 times the events, both several batches long. Parsing back must give
     # every event, newest first, exactly once, and the export's peak memory must stay about the

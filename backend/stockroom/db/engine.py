@@ -27,7 +27,7 @@ def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 20) -> A
         # No pre-ping: it costs a round trip on every checkout (two per request). After a
         # PostgreSQL restart the first statement on a dead connection fails, SQLAlchemy sees a
         # disconnect and invalidates the whole pool, the client gets a retryable 503, and the
-        # next request connects afresh; no API restart needed (tests/hardening/test_database_outage).
+        # next request connects afresh, with no API restart (tests/hardening/test_database_outage).
         pool_recycle=1800,
     )
 

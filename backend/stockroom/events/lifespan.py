@@ -39,6 +39,7 @@ async def event_pipeline(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if relay_task is not None:
             relay_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await relay_task
+            # Bounded: a relay stuck in I/O must not keep the process from shutting down.
+            with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+                await asyncio.wait_for(relay_task, timeout=10)
         store.close()
