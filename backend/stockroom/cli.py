@@ -79,6 +79,12 @@ def serve(
         if settings.uses_in_process_event_store
         else describe_url(settings.mongodb_url or "")
     )
+    if workers > 1 and settings.uses_in_process_event_store:
+        typer.echo(
+            "warning: each worker has its own in-process event store and sees only the events "
+            "its own relay delivered; set MONGODB_URL to share one across workers",
+            err=True,
+        )
     shown_host = f"[{host}]" if ":" in host else host
     typer.echo(f"Stockroom API:  http://{shown_host}:{port}/api/v1")
     typer.echo(f"API docs:       http://{shown_host}:{port}/docs")
