@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from mongomock_motor import AsyncMongoMockClient
+
+from stockroom.db.base import uuid7
+from stockroom.events.store import in_process_event_store
 
 
 @dataclass
@@ -23,7 +25,8 @@ class StandInStore:
 
 
 def new_collection() -> Any:
-    return AsyncMongoMockClient(tz_aware=True)["stockroom"]["activity_events"]
+    """An empty `activity_events` collection of a fresh in-process store (what `serve` uses)."""
+    return in_process_event_store().collection
 
 
 @pytest.fixture
@@ -34,6 +37,12 @@ def events(app: Any) -> Any:
         store = StandInStore(new_collection())
         app.state.event_store = store
     return store.collection
+
+
+def event_id_at(occurred_at: datetime) -> str:
+    """An event id as the recorder makes them: a UUIDv7 of the event's millisecond, so ids sort
+    like times."""
+    return str(uuid7(int(occurred_at.timestamp() * 1000)))
 
 
 def at(text: str) -> datetime:

@@ -22,12 +22,14 @@ NAMING_CONVENTION = {
 Money = Numeric(12, 2)
 
 
-def uuid7() -> uuid.UUID:
-    """A time-ordered UUID (RFC 9562 version 7): 48-bit millisecond timestamp, then randomness.
+def uuid7(unix_ms: int | None = None) -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7): 48-bit millisecond timestamp (now, unless
+    given), then randomness.
 
     Time ordering keeps B-tree inserts at the right edge of the index instead of scattering them.
     """
-    unix_ms = time.time_ns() // 1_000_000
+    if unix_ms is None:
+        unix_ms = time.time_ns() // 1_000_000
     rand = int.from_bytes(os.urandom(10), "big")
     value = (unix_ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76

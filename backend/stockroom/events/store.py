@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -86,14 +90,67 @@ class EventStore:
             self.client.close()
 
 
+_COMPARISONS: dict[str, Callable[[datetime, datetime], bool]] = {
+    "$gte": operator.ge,
+    "$gt": operator.gt,
+    "$lte": operator.le,
+    "$lt": operator.lt,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class _TimeRange:
+    """A filter split in two: its `occurred_at` range of dates, and everything else."""
+
+    low: tuple[datetime, str] | None  # (bound, "$gte" or "$gt")
+    high: tuple[datetime, str] | None  # (bound, "$lte" or "$lt")
+    rest: dict[str, Any]
+
+    def admits(self, value: datetime) -> bool:
+        low, high = self.low, self.high
+        return (low is None or _COMPARISONS[low[1]](value, low[0])) and (
+            high is None or _COMPARISONS[high[1]](value, high[0])
+        )
+
+
+def _split_time_range(filter: Any) -> _TimeRange | None:
+    """The filter's `occurred_at` range when it is only `$gte/$gt/$lte/$lt` on naive (UTC)
+    datetimes, else None."""
+    if type(filter) is not dict:
+        return None
+    bounds = filter.get("occurred_at")
+    if type(bounds) is not dict or not bounds or not bounds.keys() <= _COMPARISONS.keys():
+        return None
+    if not all(type(value) is datetime and value.tzinfo is None for value in bounds.values()):
+        return None
+    # The strictest bound on each side: the highest low ($gt over $gte on a tie) and the
+    # lowest high ($lt over $lte on a tie).
+    lows = [(value, op) for op, value in bounds.items() if op in ("$gte", "$gt")]
+    highs = [(value, op) for op, value in bounds.items() if op in ("$lte", "$lt")]
+    low = max(lows, key=lambda bound: (bound[0], bound[1] == "$gt")) if lows else None
+    high = min(highs, key=lambda bound: (bound[0], bound[1] == "$lte")) if highs else None
+    rest = {key: value for key, value in filter.items() if key != "occurred_at"}
+    return _TimeRange(low, high, rest)
+
+
 def _patch_mongomock() -> None:
-    """Two fixes to mongomock 4.3, applied once, for the in-process store only.
+    """Four changes to mongomock 4.3, applied once, for the in-process store only.
 
     - pymongo 4.11+ passes `sort` to bulk replace/update operations; mongomock predates it.
     - mongomock finds a document by `_id` by testing every document: an upsert keyed by `_id`
       (every relay write) would cost O(collection). Equality on a string `_id` becomes a lookup.
+    - mongomock tests every document against the whole filter in Python (about 30 us each), so
+      each activity page or export window cost O(collection) at that rate. In a filter with an
+      `occurred_at` range of dates, the range is checked with plain comparisons (as MongoDB's
+      index bounds would) and only the rest of the filter goes through mongomock, so a window
+      costs a fast pass plus its own documents. The answer is exactly mongomock's (tested).
+    - mongomock's cursor copies its remaining results for every document it yields, so reading
+      n documents from one cursor cost O(n^2); it now indexes into them.
     """
-    from mongomock.collection import BulkOperationBuilder, Collection
+    from mongomock import filtering
+    from mongomock.collection import BulkOperationBuilder, Collection, Cursor
+
+    filter_applies: Any = filtering.filter_applies
 
     builder: Any = BulkOperationBuilder
     if getattr(builder, "_stockroom_patched", False):
@@ -117,9 +174,37 @@ def _patch_mongomock() -> None:
         if type(filter) is dict and len(filter) == 1 and isinstance(filter.get("_id"), str):
             key = filter["_id"]
             return iter([self._store[key]] if key in self._store else [])
-        return iter_documents(self, filter)
+        time_range = _split_time_range(filter)
+        if time_range is None or self._store.is_empty:
+            return iter_documents(self, filter)
+        admits, rest = time_range.admits, time_range.rest
+        matched = []
+        for document in list(self._store.documents):
+            # Stored dates are naive UTC, like the filter's by now: a date is compared directly
+            # (as MongoDB's index bounds would). Anything else (a missing field, an array,
+            # another type) goes to mongomock's own filter, whole.
+            value = document.get("occurred_at")
+            if type(value) is datetime:
+                if not admits(value) or (rest and not filter_applies(rest, document)):
+                    continue
+            elif not filter_applies(filter, document):
+                continue
+            matched.append(document)
+        return iter(matched)
 
     collection._iter_documents = patched_iter_documents
+
+    cursor: Any = Cursor
+
+    def patched_next(self: Any) -> Any:
+        results = self._compute_results()  # all of them, computed once per query
+        position = self._skip + self._emitted
+        if position >= len(results) or (self._limit and self._emitted >= abs(self._limit)):
+            raise StopIteration
+        self._emitted += 1
+        return results[position]
+
+    cursor.__next__ = cursor.next = patched_next
 
 
 def in_process_event_store(retention_days: int = 0) -> EventStore:

@@ -1,0 +1,114 @@
+"""The in-process store's changes to mongomock give exactly mongomock's answers, only faster."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import mongomock
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mongomock import helpers
+from mongomock.filtering import filter_applies
+
+from stockroom.events.store import in_process_event_store
+
+BASE = datetime(2026, 3, 1, tzinfo=UTC)
+
+# Millisecond steps around a base time, so bounds and values often coincide exactly.
+instants = st.integers(min_value=0, max_value=40).map(lambda ms: BASE + timedelta(milliseconds=ms))
+# Bounds as callers send them: aware (in any offset), sometimes with sub-millisecond parts.
+bounds = st.builds(
+    lambda when, micro, hours: (when + timedelta(microseconds=micro)).astimezone(
+        timezone(timedelta(hours=hours))
+    ),
+    instants,
+    st.integers(min_value=0, max_value=999),
+    st.integers(min_value=-5, max_value=5),
+)
+# What `occurred_at` may hold in a stored document: usually a date, sometimes not.
+occurred_at_values = st.one_of(
+    instants,
+    instants,
+    instants,
+    st.none(),
+    st.text(max_size=3),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.lists(instants, max_size=2),
+)
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> list[dict[str, Any]]:
+    docs = []
+    for number in range(draw(st.integers(min_value=0, max_value=25))):
+        doc: dict[str, Any] = {"_id": f"{number:04d}", "type": draw(st.sampled_from("ab"))}
+        value = draw(occurred_at_values)
+        if value is not None:
+            doc["occurred_at"] = value
+        docs.append(doc)
+    return docs
+
+
+@st.composite
+def filters(draw: st.DrawFn) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    operators = draw(st.sets(st.sampled_from(["$gte", "$gt", "$lte", "$lt"]), max_size=4))
+    if operators:
+        result["occurred_at"] = {op: draw(bounds) for op in operators}
+    if draw(st.booleans()):
+        result["type"] = draw(st.sampled_from("ab"))
+    if draw(st.booleans()):
+        when = draw(bounds)
+        result["$or"] = [
+            {"occurred_at": {"$lt": when}},
+            {"occurred_at": when, "_id": {"$lt": draw(st.sampled_from(["0005", "0010"]))}},
+        ]
+    return result
+
+
+def store_collection() -> Any:
+    in_process_event_store()  # applies the store's changes to mongomock
+    return mongomock.MongoClient(tz_aware=True)["stockroom"]["activity_events"]
+
+
+def mongomock_answer(collection: Any, filter: dict[str, Any]) -> list[str]:
+    """What unchanged mongomock does: every stored document tested against the whole filter."""
+    spec = helpers.patch_datetime_awareness_in_document(filter)
+    return sorted(doc["_id"] for doc in collection._store.documents if filter_applies(spec, doc))
+
+
+@settings(max_examples=300, deadline=None)
+@given(docs=documents(), filter=filters())
+def test_time_ranges_select_exactly_what_mongomock_selects(
+    docs: list[dict[str, Any]], filter: dict[str, Any]
+) -> None:
+    collection = store_collection()
+    if docs:
+        collection.insert_many(docs)
+
+    found = sorted(doc["_id"] for doc in collection.find(filter))
+
+    assert found == mongomock_answer(collection, filter)
+    assert collection.count_documents(filter) == len(found)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    count=st.integers(min_value=0, max_value=30),
+    skip=st.integers(min_value=0, max_value=35),
+    limit=st.integers(min_value=-35, max_value=35),
+)
+def test_cursors_yield_the_same_documents_as_a_list_slice(
+    count: int, skip: int, limit: int
+) -> None:
+    collection = store_collection()
+    if count:
+        collection.insert_many([{"_id": f"{n:04d}", "n": n} for n in range(count)])
+    expected = list(range(count))[skip:]
+    if limit:
+        expected = expected[: abs(limit)]
+
+    cursor = collection.find({}).sort("n", 1).skip(skip).limit(limit)
+
+    assert [doc["n"] for doc in cursor] == expected
