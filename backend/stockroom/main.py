@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -67,7 +67,6 @@ def create_app(
 
     install_error_handlers(app)
     install_openapi(app)
-    api = APIRouter(prefix=API_PREFIX)
     for router in (
         health_router,
         auth_router,
@@ -76,8 +75,7 @@ def create_app(
         reports_router,
         activity_router,
     ):
-        api.include_router(router)
-    app.include_router(api)
+        app.include_router(router, prefix=API_PREFIX)
     app.include_router(pages_router)
 
     @app.get("/metrics", include_in_schema=False)

@@ -37,7 +37,9 @@ def claims(user_id: uuid.UUID) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def probe_client(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+async def probe_client(private_app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    app = private_app
+
     @app.get("/_test/whoami")
     async def whoami(user: CurrentUser) -> dict[str, str]:
         return {"email": user.email}

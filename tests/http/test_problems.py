@@ -19,7 +19,9 @@ class Widget(BaseModel):
 
 
 @pytest.fixture
-async def test_client(app: Any) -> httpx.AsyncClient:
+async def test_client(private_app: Any) -> httpx.AsyncClient:
+    app = private_app
+
     @app.post("/_test/widgets")
     async def create_widget(widget: Widget) -> Widget:
         return widget
