@@ -1,6 +1,7 @@
 """Catalog at scale: bulk load N products, then product list latency under 16 concurrent clients,
 the same SQL straight through asyncpg in the same run (the ratio is the API's overhead), and a
-100,000-row CSV import through the API.
+100,000-row CSV import through the API, against the importer's INSERT of as many new rows sent
+straight through asyncpg (the database's share of the import).
 
     uv run python bench/catalog.py [--products 1000000] [--clients 16] [--requests 40]
 
@@ -35,6 +36,7 @@ from sqlalchemy.dialects import postgresql
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import login, percentile, serve
+from stockroom.catalog import importer
 from stockroom.catalog.repository import (
     ProductFilters,
     product_page_statements,
@@ -428,6 +430,54 @@ def timed_import(base: str, token: str, content: bytes) -> tuple[float, dict[str
     return elapsed, response.json()
 
 
+async def raw_insert_rate(
+    server: Any, rows: int, leaves: list[tuple[uuid.UUID, str]], rng: random.Random
+) -> float:
+    """Rows/s of the importer's own INSERT statement sent straight through asyncpg: the same
+    kind of rows as the CSV (new skus, categories and suppliers resolved to ids), in batches of
+    the importer's size, in one transaction that is rolled back so the catalog stays as it was.
+    Only the INSERTs are timed: this is the database's share of an import of new products."""
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    insert = importer._INSERT.compile(dialect=dialect)
+    order = insert.positiontup or []
+    conn = await asyncpg.connect(**connect_kwargs(server))
+    try:
+        suppliers = {name: id_ for id_, name in await conn.fetch("SELECT id, name FROM suppliers")}
+        values: list[dict[str, Any]] = []
+        for i in range(rows):
+            sale = Decimal(rng.randrange(100, 50000)) / 100
+            values.append(
+                {
+                    "id": uuid7(),
+                    "sku": f"RAW-{i:07d}",
+                    "name": f"Imported {NOUNS[i % len(NOUNS)]} {i}",
+                    "description": f"Bulk imported {MATERIALS[i % len(MATERIALS)]} item",
+                    "category_id": leaves[i % len(leaves)][0],
+                    "supplier_id": suppliers[f"Supplier {i % 200:03d}"],
+                    "unit": "each",
+                    "barcode": f"{8000000000000 + i}",
+                    "cost_price": sale / 2,
+                    "sale_price": sale,
+                    "reorder_point": 10,
+                    "reorder_quantity": 50,
+                    "is_active": True,
+                }
+            )
+        transaction = conn.transaction()
+        await transaction.start()
+        try:
+            started = time.perf_counter()
+            for first in range(0, rows, importer.BATCH_ROWS):
+                batch = values[first : first + importer.BATCH_ROWS]
+                await conn.execute(str(insert), *([v[name] for v in batch] for name in order))
+            elapsed = time.perf_counter() - started
+        finally:
+            await transaction.rollback()
+        return rows / elapsed
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=1_000_000)
@@ -490,6 +540,12 @@ def main() -> None:
             log(
                 f"re-import of the same file: {elapsed_again:.1f} s, "
                 f"{args.import_rows / elapsed_again:,.0f} rows/s {counts_again}"
+            )
+            raw_rate = asyncio.run(raw_insert_rate(server, args.import_rows, info["leaves"], rng))
+            api_rate = args.import_rows / elapsed
+            log(
+                f"the importer's INSERT alone, straight through asyncpg: {raw_rate:,.0f} rows/s "
+                f"(import through the API / INSERT alone: {api_rate / raw_rate:.2f})"
             )
         log(
             "\n| scenario | matches | API req/s | API p50 | API p99 | SQL q/s | SQL p50 | "
