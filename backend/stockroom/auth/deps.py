@@ -18,7 +18,7 @@ from stockroom.auth import repository
 from stockroom.auth.repository import Principal, UserView
 from stockroom.auth.tokens import InvalidToken, decode_access_token
 from stockroom.db.base import utcnow
-from stockroom.db.session import Session
+from stockroom.db.session import Session, begin_request_transaction
 from stockroom.http.context import Actor, Context
 from stockroom.http.errors import PermissionDenied, Unauthorized
 from stockroom.http.middleware import route_template
@@ -75,8 +75,8 @@ async def get_current_principal(
     token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
     user_id = _authenticated_user_id(token, settings)
-    async with session.begin():
-        principal = await repository.load_principal(session, user_id)
+    await begin_request_transaction(session)  # the use case commits it (see db.session)
+    principal = await repository.load_principal(session, user_id)
     if principal is None or not principal.is_active:
         raise Unauthorized("invalid or expired token")
     _remember_user(request, principal.id)
@@ -92,8 +92,8 @@ async def get_current_profile(
     """The caller's own row, roles and permissions: authentication and `GET /users/me` in one
     query, with exactly the checks of `get_current_principal`."""
     user_id = _authenticated_user_id(token, settings)
-    async with session.begin():
-        view = await repository.get_user_view(session, user_id)
+    await begin_request_transaction(session)  # the use case commits it (see db.session)
+    view = await repository.get_user_view(session, user_id)
     if view is None or not view.user.is_active:
         raise Unauthorized("invalid or expired token")
     _remember_user(request, user_id)
@@ -133,9 +133,12 @@ PermissionDeniedHook = Callable[[Request, Principal, str], Awaitable[None]]
 def require(*permissions: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets the request through only if the user holds every permission."""
 
-    async def dependency(request: Request, principal: CurrentUser) -> Principal:
+    async def dependency(request: Request, session: Session, principal: CurrentUser) -> Principal:
         missing = [p for p in permissions if not principal.can(p)]
         if missing:
+            # The request ends here: end its transaction before the refusal is recorded in a
+            # transaction of its own, so a refused request never holds two connections.
+            await session.rollback()
             hook: PermissionDeniedHook | None = getattr(
                 request.app.state, "on_permission_denied", None
             )

@@ -49,6 +49,7 @@ from stockroom.auth.schemas import (
 )
 from stockroom.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
 from stockroom.db.base import utcnow, uuid7
+from stockroom.db.session import transaction
 from stockroom.http.context import Actor, Context
 from stockroom.http.etag import check_if_match
 from stockroom.settings import Settings
@@ -113,7 +114,7 @@ async def register(
     if not settings.registration_open:
         raise RegistrationClosed()
     password_hash = await hash_password(data.password)
-    async with session.begin():
+    async with transaction(session):
         user = await _insert_user(
             session, email=str(data.email), full_name=data.full_name, password_hash=password_hash
         )
@@ -169,7 +170,7 @@ async def login(
         # No account can have this email (and PostgreSQL cannot store it): fail like one.
         await verify_password(password, await _hash_for_unknown_users())
         raise InvalidCredentials()
-    async with session.begin():
+    async with transaction(session):
         until = await repository.locked_until(session, email, now)
         if until is not None:
             events.record(
@@ -192,7 +193,7 @@ async def login(
         )
 
     reason = "unknown_email" if candidate is None else ("inactive" if ok else "wrong_password")
-    async with session.begin():
+    async with transaction(session):
         locked = await repository.register_failure(
             session,
             email,
@@ -235,7 +236,7 @@ async def _complete_login(
     now: datetime,
 ) -> TokenPair:
     assert user_id is not None
-    async with session.begin():
+    async with transaction(session):
         # A lockout may have landed while the password was being verified (a parallel burst).
         until = await repository.locked_until(session, email, now)
         user = None if until is not None else await repository.get_user(session, user_id)
@@ -260,7 +261,7 @@ async def refresh(
 ) -> TokenPair:
     """Rotate a refresh token. A token used twice revokes its whole family (theft signal)."""
     reused = False
-    async with session.begin():
+    async with transaction(session):
         row = await repository.get_refresh_token_for_update(session, hash_refresh_token(token))
         if row is None:
             raise InvalidRefreshToken()
@@ -294,7 +295,7 @@ async def logout(
     session: AsyncSession, token: str, principal: Principal, ctx: Context, now: datetime
 ) -> None:
     """Revoke the token's family. Unknown or foreign tokens are ignored (logout is idempotent)."""
-    async with session.begin():
+    async with transaction(session):
         row = await repository.get_refresh_token_for_update(session, hash_refresh_token(token))
         if row is None or row.user_id != principal.id:
             return
@@ -321,7 +322,7 @@ async def _view(session: AsyncSession, user_id: uuid.UUID) -> UserView:
 
 async def get_user(session: AsyncSession, user_id: uuid.UUID) -> UserView:
     """One user with roles and effective permissions."""
-    async with session.begin():
+    async with transaction(session):
         return await _view(session, user_id)
 
 
@@ -333,7 +334,7 @@ async def update_profile(
     ctx: Context,
 ) -> UserView:
     """Change one's own full name or email."""
-    async with session.begin():
+    async with transaction(session):
         user = await repository.get_user(session, principal.id, for_update=True)
         if user is None:
             raise UserNotFound()
@@ -373,7 +374,7 @@ async def change_password(
     A wrong current password counts as a failed login, so a stolen access token cannot be used
     to guess the password faster than the login form allows.
     """
-    async with session.begin():
+    async with transaction(session):
         until = await repository.locked_until(session, principal.email, now)
         user = await repository.get_user(session, principal.id)
         current_hash = user.password_hash if user else None
@@ -383,7 +384,7 @@ async def change_password(
         raise UserNotFound()
     ok, _ = await verify_password(data.current_password, current_hash)
     if not ok:
-        async with session.begin():
+        async with transaction(session):
             await repository.register_failure(
                 session,
                 principal.email,
@@ -403,7 +404,7 @@ async def change_password(
             ["body", "current_password"], "the current password is not correct", "wrong_password"
         )
     new_hash = await hash_password(data.new_password)
-    async with session.begin():
+    async with transaction(session):
         user = await repository.get_user(session, principal.id, for_update=True)
         if user is None:
             raise UserNotFound()
@@ -452,7 +453,7 @@ async def list_users(
     limit: int,
 ) -> tuple[list[UserView], int]:
     """A page of users matching the filters."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.list_users(
             session,
             q=q,
@@ -470,7 +471,7 @@ async def create_user(
 ) -> UserView:
     """An administrator creates a user with the given roles."""
     password_hash = await hash_password(data.password)
-    async with session.begin():
+    async with transaction(session):
         roles = await _resolve_roles(session, data.roles, ["body", "roles"])
         granted = await repository.permissions_of_roles(session, [r.id for r in roles.values()])
         _ensure_may_grant(actor, granted)
@@ -500,7 +501,7 @@ async def update_user(
 ) -> UserView:
     """An administrator changes a user's profile, status, roles or password."""
     password_hash = await hash_password(data.password) if data.password is not None else None
-    async with session.begin():
+    async with transaction(session):
         if data.roles is not None or data.is_active is False:
             await repository.lock_admin_set(session)
         user = await repository.get_user(session, user_id, for_update=True)
@@ -593,7 +594,7 @@ async def deactivate_user(
     now: datetime,
 ) -> None:
     """Deactivate a user: no more logins, and existing tokens stop working at once."""
-    async with session.begin():
+    async with transaction(session):
         await repository.lock_admin_set(session)
         user = await repository.get_user(session, user_id, for_update=True)
         if user is None:
@@ -627,7 +628,7 @@ async def list_roles(
     session: AsyncSession, *, sort_field: str, descending: bool, offset: int, limit: int
 ) -> tuple[list[RoleView], int]:
     """A page of roles with their permissions."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.list_roles(
             session, sort_field=sort_field, descending=descending, offset=offset, limit=limit
         )
@@ -635,7 +636,7 @@ async def list_roles(
 
 async def get_role(session: AsyncSession, name: str) -> RoleView:
     """One role with its permissions."""
-    async with session.begin():
+    async with transaction(session):
         view = await repository.get_role_view(session, name)
     if view is None:
         raise RoleNotFound()
@@ -648,7 +649,7 @@ async def create_role(
     """A custom role from the permission set."""
     permissions = sorted({str(p) for p in data.permissions})
     _ensure_may_grant(actor, permissions)
-    async with session.begin():
+    async with transaction(session):
         if await repository.role_name_taken(session, data.name):
             raise RoleExists()
         role = Role(name=data.name, description=data.description, is_system=False)
@@ -674,7 +675,7 @@ async def update_role(
     session: AsyncSession, name: str, data: RoleUpdate, actor: Principal, ctx: Context
 ) -> RoleView:
     """Change a role's description or (custom roles only) its permissions."""
-    async with session.begin():
+    async with transaction(session):
         current = await repository.get_role_view(session, name, for_update=True)
         if current is None:
             raise RoleNotFound()
@@ -713,7 +714,7 @@ async def record_permission_denied(
     sessionmaker: async_sessionmaker[AsyncSession], ctx: Context, permission: str
 ) -> None:
     """Record a refused request in its own short transaction (the request itself fails)."""
-    async with sessionmaker() as session, session.begin():
+    async with sessionmaker() as session, transaction(session):
         events.record(
             session,
             "auth.permission_denied",
@@ -748,7 +749,7 @@ async def ensure_admin(
     a new password and active status. Without it, an existing user is left untouched."""
     email = email.strip().lower()
     password_hash = await hash_password(password)
-    async with session.begin():
+    async with transaction(session):
         await repository.lock_admin_set(session)
         roles = await repository.roles_by_name(session, [ADMIN_ROLE])
         admin_role = roles[ADMIN_ROLE]
@@ -788,7 +789,7 @@ async def ensure_admin(
 
 
 async def has_active_admin(session: AsyncSession) -> bool:
-    async with session.begin():
+    async with transaction(session):
         return await repository.count_active_admins(session, excluding=None) > 0
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stockroom.catalog import repository
 from stockroom.catalog.repository import ProductFilters
 from stockroom.catalog.schemas import export_columns
+from stockroom.db.session import transaction
 from stockroom.http.pagination import Sort
 
 DEFAULT_SORT = Sort("name")
@@ -61,7 +62,7 @@ async def csv_chunks(
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(columns)
     yield buffer.getvalue()
-    async with session.begin():
+    async with transaction(session):
         statement, params = await repository.export_statement(session, filters, sort)
         async for rows in repository.stream_rows(session, statement, params):
             buffer.seek(0)

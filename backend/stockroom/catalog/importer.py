@@ -30,6 +30,7 @@ from stockroom.catalog.errors import ImportRejected
 from stockroom.catalog.schemas import ImportResult
 from stockroom.catalog.service import integrity_error
 from stockroom.db.base import uuid7
+from stockroom.db.session import transaction
 from stockroom.http.context import Context
 
 BATCH_ROWS = 5_000
@@ -440,7 +441,7 @@ async def import_products(
                     f"missing columns: {', '.join(columns.missing)}",
                     errors=[e.as_problem_error() for e in errors],
                 )
-            async with session.begin():
+            async with transaction(session):
                 lookups = _Lookups(
                     categories=await repository.categories_by_lower_name(session),
                     suppliers=await repository.suppliers_by_lower_name(session),

@@ -38,6 +38,7 @@ from stockroom.catalog.schemas import (
     WarehouseCreate,
     WarehouseUpdate,
 )
+from stockroom.db.session import transaction
 from stockroom.http.context import Context
 from stockroom.http.errors import AppError, Conflict, PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
@@ -131,7 +132,7 @@ async def list_categories(
     page: PageParams,
 ) -> tuple[list[Category], int]:
     """Categories, optionally the children of one parent or only the roots."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.list_categories(
             session,
             parent_id=parent_id,
@@ -145,7 +146,7 @@ async def list_categories(
 
 async def get_category(session: AsyncSession, category_id: uuid.UUID) -> Category:
     """One category."""
-    async with session.begin():
+    async with transaction(session):
         return await _or_404(repository.get_category(session, category_id), CategoryNotFound)
 
 
@@ -166,7 +167,7 @@ async def _check_parent(
 
 async def create_category(session: AsyncSession, data: CategoryCreate, ctx: Context) -> Category:
     """Create a category; its name must be unique among its siblings."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         await _check_parent(session, data.parent_id, None)
         if await repository.sibling_name_taken(session, data.name, data.parent_id, None):
             raise DuplicateName("a category with this name already exists under the same parent")
@@ -191,7 +192,7 @@ async def update_category(
     ctx: Context,
 ) -> Category:
     """Change a category; moving it under its own subtree is refused (422)."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         category = await _or_404(repository.get_category(session, category_id), CategoryNotFound)
         check_if_match(if_match, category.version)
         values = data.model_dump(exclude_unset=True)
@@ -220,7 +221,7 @@ async def delete_category(
     session: AsyncSession, category_id: uuid.UUID, if_match: str | None, ctx: Context
 ) -> None:
     """Delete a category that has neither children nor products (else 409)."""
-    async with _translated(deleting=True), session.begin():
+    async with _translated(deleting=True), transaction(session):
         category = await _or_404(repository.get_category(session, category_id), CategoryNotFound)
         check_if_match(if_match, category.version)
         if await repository.category_has_children(session, category_id):
@@ -242,7 +243,7 @@ async def list_suppliers(
     session: AsyncSession, *, q: str | None, sort: Sort, page: PageParams
 ) -> tuple[list[Supplier], int]:
     """Suppliers, optionally searched by name or email."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.list_suppliers(
             session, q=q, sort=sort, offset=page.offset, limit=page.limit
         )
@@ -250,13 +251,13 @@ async def list_suppliers(
 
 async def get_supplier(session: AsyncSession, supplier_id: uuid.UUID) -> Supplier:
     """One supplier."""
-    async with session.begin():
+    async with transaction(session):
         return await _or_404(repository.get_supplier(session, supplier_id), SupplierNotFound)
 
 
 async def create_supplier(session: AsyncSession, data: SupplierCreate, ctx: Context) -> Supplier:
     """Create a supplier; names are unique."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         if await repository.supplier_name_taken(session, data.name, None):
             raise DuplicateName("a supplier with this name already exists")
         supplier = Supplier(**data.model_dump())
@@ -280,7 +281,7 @@ async def update_supplier(
     ctx: Context,
 ) -> Supplier:
     """Change a supplier."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         supplier = await _or_404(repository.get_supplier(session, supplier_id), SupplierNotFound)
         check_if_match(if_match, supplier.version)
         values = data.model_dump(exclude_unset=True)
@@ -304,7 +305,7 @@ async def delete_supplier(
     session: AsyncSession, supplier_id: uuid.UUID, if_match: str | None, ctx: Context
 ) -> None:
     """Delete a supplier no product refers to (else 409)."""
-    async with _translated(deleting=True), session.begin():
+    async with _translated(deleting=True), transaction(session):
         supplier = await _or_404(repository.get_supplier(session, supplier_id), SupplierNotFound)
         check_if_match(if_match, supplier.version)
         if await repository.supplier_has_products(session, supplier_id):
@@ -329,7 +330,7 @@ async def list_warehouses(
     page: PageParams,
 ) -> tuple[list[Warehouse], int]:
     """Warehouses, optionally only active (or inactive) ones."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.list_warehouses(
             session, is_active=is_active, q=q, sort=sort, offset=page.offset, limit=page.limit
         )
@@ -337,13 +338,13 @@ async def list_warehouses(
 
 async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Warehouse:
     """One warehouse."""
-    async with session.begin():
+    async with transaction(session):
         return await _or_404(repository.get_warehouse(session, warehouse_id), WarehouseNotFound)
 
 
 async def create_warehouse(session: AsyncSession, data: WarehouseCreate, ctx: Context) -> Warehouse:
     """Create a warehouse; codes are unique (case-insensitively)."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         if await repository.warehouse_code_taken(session, data.code, None):
             raise DuplicateCode("a warehouse with this code already exists")
         warehouse = Warehouse(**data.model_dump())
@@ -367,7 +368,7 @@ async def update_warehouse(
     ctx: Context,
 ) -> Warehouse:
     """Change a warehouse (deactivate it with `is_active: false`)."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         warehouse = await _or_404(
             repository.get_warehouse(session, warehouse_id), WarehouseNotFound
         )
@@ -397,7 +398,7 @@ async def delete_warehouse(
     session: AsyncSession, warehouse_id: uuid.UUID, if_match: str | None, ctx: Context
 ) -> None:
     """Delete a warehouse holding no stock (on hand or in transit); else 409."""
-    async with _translated(deleting=True), session.begin():
+    async with _translated(deleting=True), transaction(session):
         warehouse = await _or_404(
             repository.get_warehouse(session, warehouse_id), WarehouseNotFound
         )
@@ -421,13 +422,13 @@ async def list_products(
     session: AsyncSession, filters: ProductFilters, sort: Sort, page: PageParams
 ) -> tuple[list[ProductRow], int]:
     """Products with their total on hand, filtered, sorted (id tiebreak) and paginated."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.list_products(session, filters, sort, page.offset, page.limit)
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> ProductRow:
     """One product with its total on hand and its stock per warehouse."""
-    async with session.begin():
+    async with transaction(session):
         row = await _or_404(repository.get_product_row(session, product_id), ProductNotFound)
         row["stock"] = await repository.product_stock(session, product_id)
     return row
@@ -473,7 +474,7 @@ async def create_product(session: AsyncSession, data: ProductCreate, ctx: Contex
     """Create a product (sku unique case-insensitively, barcode unique, cost <= sale)."""
     values = data.model_dump()
     _check_prices(data.cost_price, data.sale_price)
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         await _check_references(session, values)
         await _check_unique(session, values, None)
         product = Product(**values)
@@ -498,7 +499,7 @@ async def update_product(
     ctx: Context,
 ) -> ProductRow:
     """Partially update a product, guarded by If-Match (412 when stale)."""
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         product = await _or_404(repository.get_product(session, product_id), ProductNotFound)
         check_if_match(if_match, product.version)
         values = data.model_dump(exclude_unset=True)
@@ -526,7 +527,7 @@ async def _set_active(
     if_match: str | None,
     ctx: Context,
 ) -> ProductRow:
-    async with _translated(), session.begin():
+    async with _translated(), transaction(session):
         product = await _or_404(repository.get_product(session, product_id), ProductNotFound)
         check_if_match(if_match, product.version)
         if product.is_active != active:

@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
 from stockroom.db.base import Base, utcnow
+from stockroom.db.session import transaction
 from stockroom.events.recorder import to_json_value
 from stockroom.http.errors import PROBLEM_CONTENT_TYPE, AppError, Conflict, ValidationFailed
 from stockroom.http.middleware import route_template
@@ -227,16 +228,17 @@ async def run_idempotent(
     *,
     status: int,
 ) -> M | StoredResponse:
-    """Run `work` in one new transaction on `session`, made idempotent by `claim`.
+    """Run `work` in one transaction on `session` (see `db.session.transaction`), made
+    idempotent by `claim`.
 
     Returns the fresh result, or the stored response of an earlier request with the same key.
     `work` runs inside the transaction this function opens; it must not open its own.
     """
     if claim is None:
-        async with session.begin():
+        async with transaction(session):
             return await work()
     try:
-        async with session.begin():
+        async with transaction(session):
             await _lock(session, claim)
             stored = await _stored(session, claim)
             if stored is not None:
@@ -270,7 +272,7 @@ def _problem_body(exc: AppError) -> dict[str, Any]:
 
 
 async def _save_error(session: AsyncSession, claim: IdempotencyKey, exc: AppError) -> None:
-    async with session.begin():
+    async with transaction(session):
         if not await session.scalar(select(func.pg_try_advisory_xact_lock(claim.lock_id))):
             return  # a retry is already running; its outcome will be the stored one
         if await _stored(session, claim) is not None:

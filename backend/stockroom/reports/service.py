@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.db.session import transaction
 from stockroom.http.errors import NotFound, ValidationFailed
 from stockroom.reports import repository
 from stockroom.reports.schemas import (
@@ -29,7 +30,7 @@ async def sales_summary(
     """Units and revenue (and, with costs, cost and margin) per group over [from, to)."""
     if date_from is not None and date_to is not None and date_from >= date_to:
         raise ValidationFailed.at(["query", "to"], "`to` must be after `from`")
-    async with session.begin():
+    async with transaction(session):
         rows = await repository.sales_summary(session, group_by, date_from, date_to)
     return [
         SalesSummaryRow(
@@ -46,7 +47,7 @@ async def sales_summary(
 
 async def stock_valuation(session: AsyncSession, warehouse_id: uuid.UUID | None) -> StockValuation:
     """Stock owned (on hand plus in transit out) at cost price, per category."""
-    async with session.begin():
+    async with transaction(session):
         if warehouse_id is not None and not await repository.warehouse_exists(
             session, warehouse_id
         ):

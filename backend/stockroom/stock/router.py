@@ -152,7 +152,7 @@ async def post_stock_movement(
 ) -> JSONResponse:
     """Post a stock movement to the ledger."""
     if data.type in ADJUST_MOVEMENT_TYPES:
-        await require(Perm.STOCK_ADJUST)(request, principal)
+        await require(Perm.STOCK_ADJUST)(request, session, principal)
     result = await service.post_movement_idempotent(session, data, ctx, key)
     return _respond(
         result,

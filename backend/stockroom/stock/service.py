@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
 from stockroom.db.base import uuid7
+from stockroom.db.session import transaction
 from stockroom.http.context import Context
 from stockroom.http.errors import ValidationFailed
 from stockroom.http.idempotency import IdempotencyKey, StoredResponse, run_idempotent
@@ -219,7 +220,7 @@ async def _post_movement(session: AsyncSession, data: MovementCreate, ctx: Conte
 
 async def post_movement(session: AsyncSession, data: MovementCreate, ctx: Context) -> MovementRead:
     """Post one movement to the ledger (its own transaction). Used by the API and the seeder."""
-    async with session.begin():
+    async with transaction(session):
         return await _post_movement(session, data, ctx)
 
 
@@ -233,7 +234,7 @@ async def post_movement_idempotent(
 
 
 async def get_movement(session: AsyncSession, movement_id: uuid.UUID) -> MovementRead:
-    async with session.begin():
+    async with transaction(session):
         movement = await repository.get_movement(session, movement_id)
         if movement is None:
             raise MovementNotFound()
@@ -244,7 +245,7 @@ async def list_movements(
     session: AsyncSession, filters: MovementFilter, page: PageParams
 ) -> Page[MovementRead]:
     """Movements matching the filters, newest first."""
-    async with session.begin():
+    async with transaction(session):
         rows, total = await repository.list_movements(session, filters, page)
     return Page[MovementRead](
         items=[MovementRead.model_validate(r) for r in rows],
@@ -258,7 +259,7 @@ async def stock_history(
     session: AsyncSession, product_id: uuid.UUID, filters: MovementFilter, page: PageParams
 ) -> Page[MovementRead]:
     """One product's movements, newest first; 404 if the product does not exist."""
-    async with session.begin():
+    async with transaction(session):
         if not await repository.product_exists(session, product_id):
             raise ProductNotFound()
         rows, total = await repository.list_movements(session, filters, page)
@@ -345,7 +346,7 @@ async def list_levels(
     below_reorder: bool | None,
     page: PageParams,
 ) -> Page[StockLevelRead]:
-    async with session.begin():
+    async with transaction(session):
         rows, total = await repository.list_levels(
             session,
             product_id=product_id,
@@ -363,7 +364,7 @@ async def list_levels(
 
 async def list_low_stock(session: AsyncSession, page: PageParams) -> Page[LowStockProduct]:
     """Active products whose total on hand is at or below their reorder point."""
-    async with session.begin():
+    async with transaction(session):
         rows, total = await repository.list_low_stock(session, page)
     return Page[LowStockProduct](
         items=[LowStockProduct.model_validate(r) for r in rows],
@@ -375,13 +376,13 @@ async def list_low_stock(session: AsyncSession, page: PageParams) -> Page[LowSto
 
 async def count_low_stock_products(session: AsyncSession) -> int:
     """How many active products are at or below their reorder point (dashboard)."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.count_low_stock(session)
 
 
 async def count_open_transfers(session: AsyncSession) -> int:
     """How many transfers are in transit (dashboard)."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.count_open_transfers(session)
 
 
@@ -547,7 +548,7 @@ async def cancel_transfer(
 
 
 async def get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> TransferRead:
-    async with session.begin():
+    async with transaction(session):
         transfer = await repository.get_transfer(session, transfer_id)
         if transfer is None:
             raise TransferNotFound()
@@ -562,7 +563,7 @@ async def list_transfers(
     warehouse_id: uuid.UUID | None,
     page: PageParams,
 ) -> Page[TransferRead]:
-    async with session.begin():
+    async with transaction(session):
         rows, total = await repository.list_transfers(
             session, status=status, product_id=product_id, warehouse_id=warehouse_id, page=page
         )
@@ -699,7 +700,7 @@ async def review_count(
 
 
 async def get_count(session: AsyncSession, count_id: uuid.UUID) -> CountRead:
-    async with session.begin():
+    async with transaction(session):
         count = await repository.get_count(session, count_id)
         if count is None:
             raise CountNotFound()
@@ -714,7 +715,7 @@ async def list_counts(
     warehouse_id: uuid.UUID | None,
     page: PageParams,
 ) -> Page[CountRead]:
-    async with session.begin():
+    async with transaction(session):
         rows, total = await repository.list_counts(
             session, status=status, product_id=product_id, warehouse_id=warehouse_id, page=page
         )
@@ -728,5 +729,5 @@ async def list_counts(
 
 async def ledger_drift(session: AsyncSession) -> list[Any]:
     """Levels that disagree with the ledger or with open transfers (empty when all is well)."""
-    async with session.begin():
+    async with transaction(session):
         return await repository.ledger_drift(session)
