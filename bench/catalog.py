@@ -67,10 +67,7 @@ SELECT indexname, indexdef FROM pg_indexes
 WHERE tablename = 'products' AND indexname = ANY($1::text[])
 """
 REBUILT_INDEXES = [
-    "ix_products_name_trgm",
-    "ix_products_sku_trgm",
-    "ix_products_description_trgm",
-    "ix_products_barcode_trgm",
+    "ix_products_search_trgm",
     "ix_products_name_id",
     "ix_products_sku_id",
     "ix_products_created_at_id",

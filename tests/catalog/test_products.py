@@ -5,10 +5,13 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import Select, select, text
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.catalog.repository import ProductFilters, product_page_statements
 from stockroom.events.models import OutboxEvent
+from stockroom.http.pagination import Sort
 from tests.conftest import ClientAs
 from tests.factories.catalog import (
     make_category,
@@ -33,6 +36,16 @@ def product_body(**overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
+
+
+async def plan_of(session: AsyncSession, statement: Select[Any], params: dict[str, Any]) -> str:
+    sql = statement.params(params).compile(
+        dialect=postgresql.asyncpg.dialect(),  # type: ignore[attr-defined]
+        compile_kwargs={"literal_binds": True},
+    )
+    connection = await session.connection()
+    rows = await connection.exec_driver_sql(f"EXPLAIN {sql}")
+    return "\n".join(row[0] for row in rows)
 
 
 async def events_of(session: AsyncSession, type_: str) -> list[dict[str, Any]]:
@@ -331,6 +344,53 @@ async def test_search_takes_percent_and_underscore_literally(
     assert [item["id"] for item in response.json()["items"]] == [str(literal.id)]
     underscore = await staff.get("/api/v1/products", params={"q": f"{tag}_"})
     assert underscore.json()["total"] == 0
+
+
+async def test_search_never_matches_across_two_fields(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    # The search index joins the four fields with chr(31); a query holding it must still match
+    # only within one field, and text joining the end of one field to the start of the next
+    # (with or without the separator) matches nothing.
+    staff = await client_as("staff")
+    tag = uuid.uuid4().hex[:6]
+    separator = chr(31)
+    product = await make_product(
+        session,
+        name=f"Nm{tag}",
+        sku=f"SK{tag}",
+        description=f"Ds{tag}",
+        barcode=f"Bc{tag}",
+    )
+    within = await make_product(session, name=f"Other {tag}", description=f"x{separator}y{tag}")
+    for spanning in (
+        f"{tag}{separator}SK",
+        f"{tag}{separator}sk{tag}{separator}ds",
+        f"{tag}SK{tag}",
+        f"{tag}{separator}",
+        f"{separator}Bc{tag}",
+    ):
+        response = await staff.get("/api/v1/products", params={"q": spanning})
+        assert response.status_code == 200
+        assert response.json()["total"] == 0, spanning
+    for inside in (f"nm{tag}", f"SK{tag}", f"ds{tag}", f"BC{tag}"):
+        response = await staff.get("/api/v1/products", params={"q": inside})
+        assert [item["id"] for item in response.json()["items"]] == [str(product.id)], inside
+    # A separator inside one field is ordinary text there.
+    response = await staff.get("/api/v1/products", params={"q": f"X{separator}Y{tag}"})
+    assert [item["id"] for item in response.json()["items"]] == [str(within.id)]
+
+
+async def test_search_is_one_scan_of_the_search_index(session: AsyncSession) -> None:
+    # The query's expression must stay the index's expression, or every search is a table scan.
+    filters = ProductFilters(q="hammer")
+    listing, count, params = product_page_statements(filters, None, Sort("name"), 0, 50)
+    await session.execute(text("SET LOCAL enable_seqscan = off"))
+    await session.execute(text("SET LOCAL enable_indexscan = off"))
+    for statement in (listing, count):
+        plan = await plan_of(session, statement, params)
+        assert plan.count("ix_products_search_trgm") == 1, plan
+        assert "_trgm" not in plan.replace("ix_products_search_trgm", ""), plan
 
 
 async def test_category_filter_includes_descendants(

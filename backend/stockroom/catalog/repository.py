@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     func,
+    literal_column,
     or_,
     select,
 )
@@ -30,7 +31,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from stockroom.catalog.models import Category, Product, Supplier, Warehouse
+from stockroom.catalog.models import (
+    SEARCH_SEPARATOR,
+    Category,
+    Product,
+    Supplier,
+    Warehouse,
+)
 from stockroom.http.pagination import Sort
 from stockroom.stock.models import StockLevel
 
@@ -270,6 +277,24 @@ def on_hand_total() -> ColumnElement[int]:
     )
 
 
+def _search_text() -> ColumnElement[str]:
+    # The expression of ix_products_search_trgm (models.SEARCH_TEXT), term by term, so that the
+    # planner matches it to the index; the constants are inline, not bind parameters.
+    separator = literal_column("chr(31)", String)
+    empty = literal_column("''", String)
+    return (
+        Product.name
+        + separator
+        + Product.sku
+        + separator
+        + func.coalesce(Product.description, empty)
+        + separator
+        + func.coalesce(Product.barcode, empty)
+    )
+
+
+_SEARCH_TEXT = _search_text()
+
 PRODUCT_COLUMNS = tuple(column for column in Product.__table__.columns)
 
 
@@ -289,6 +314,7 @@ class _Shape:
     parameters for the values) and reused, since building them costs more than running them."""
 
     q: bool
+    q_has_separator: bool
     category: bool
     supplier: bool
     is_active: bool | None
@@ -302,6 +328,7 @@ def _shape_and_params(
 ) -> tuple[_Shape, dict[str, Any]]:
     shape = _Shape(
         q=bool(filters.q),
+        q_has_separator=bool(filters.q) and SEARCH_SEPARATOR in (filters.q or ""),
         category=category_ids is not None,
         supplier=filters.supplier_id is not None,
         is_active=filters.is_active,
@@ -329,14 +356,19 @@ def _filtered(statement: Select[Any], shape: _Shape) -> Select[Any]:
     # guess, and picks the (category_id, name, id) index instead of walking the whole table.
     if shape.q:
         pattern = bindparam("q_pattern", type_=String)
-        statement = statement.where(
-            or_(
-                Product.name.ilike(pattern, escape="\\"),
-                Product.sku.ilike(pattern, escape="\\"),
-                Product.description.ilike(pattern, escape="\\"),
-                Product.barcode.ilike(pattern, escape="\\"),
+        # One trigram index serves the joined text (ix_products_search_trgm). A search string
+        # without the separator matches the joined text exactly where it matches one column;
+        # one with it could match across two columns there, so each column is checked as well.
+        statement = statement.where(_SEARCH_TEXT.ilike(pattern, escape="\\"))
+        if shape.q_has_separator:
+            statement = statement.where(
+                or_(
+                    Product.name.ilike(pattern, escape="\\"),
+                    Product.sku.ilike(pattern, escape="\\"),
+                    Product.description.ilike(pattern, escape="\\"),
+                    Product.barcode.ilike(pattern, escape="\\"),
+                )
             )
-        )
     if shape.category:
         statement = statement.where(
             Product.category_id.in_(bindparam("category_ids", expanding=True, type_=Uuid))
