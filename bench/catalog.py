@@ -39,7 +39,8 @@ from _harness import login, percentile, serve
 from stockroom.catalog import importer
 from stockroom.catalog.repository import (
     ProductFilters,
-    product_page_statements,
+    product_count_statement,
+    product_page_statement,
     subtree_ids,
 )
 from stockroom.db import migrate
@@ -287,10 +288,10 @@ async def run_load(
 
 
 def compiled(
-    filters: ProductFilters, category_ids: list[uuid.UUID] | None, limit: int
+    filters: ProductFilters, category_ids: list[uuid.UUID] | None, limit: int, total: int
 ) -> tuple[str | None, str, str]:
     """The API's SQL with the values inlined: the category subtree query (if any), the page
-    query and the count query, as PostgreSQL receives them from the API."""
+    query (for a list of `total` matches) and the count query, as PostgreSQL receives them."""
     dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
     render = {"literal_binds": True}
     subtree = None
@@ -298,11 +299,12 @@ def compiled(
         subtree = str(
             subtree_ids(filters.category_id).compile(dialect=dialect, compile_kwargs=render)
         )
-    listing, count, params = product_page_statements(filters, category_ids, Sort("name"), 0, limit)
+    count, count_params = product_count_statement(filters, category_ids)
+    listing, params = product_page_statement(filters, category_ids, Sort("name"), 0, limit, total)
     return (
         subtree,
         str(listing.params(params).compile(dialect=dialect, compile_kwargs=render)),
-        str(count.params(params).compile(dialect=dialect, compile_kwargs=render)),
+        str(count.params(count_params).compile(dialect=dialect, compile_kwargs=render)),
     )
 
 
@@ -343,20 +345,22 @@ async def scenario(
             q=q.get("q"),
             category_id=uuid.UUID(q["category_id"]) if "category_id" in q else None,
         )
-        subtree, _, _ = compiled(filters, None, 50)
+        subtree, _, count = compiled(filters, None, 50, 0)
         category_ids = None
         if subtree is not None:
             category_ids = [row[0] for row in await pool.fetch(subtree)]
-        statements.append(compiled(filters, category_ids, 50))
+        _, _, count = compiled(filters, category_ids, 50, 0)
+        total = await pool.fetchval(count)
+        statements.append(compiled(filters, category_ids, 50, total))
 
     async def sql_call(w: int, r: int) -> None:
+        # As the API does: the subtree, the count, then the page if there is one.
         subtree, listing, count = statements[(w * requests + r) % len(statements)]
         async with pool.acquire() as conn, conn.transaction():
             if subtree is not None:
                 await conn.fetch(subtree)
-            rows = await conn.fetch(listing)
-            if len(rows) == 50:
-                await conn.fetchval(count)
+            if await conn.fetchval(count):
+                await conn.fetch(listing)
 
     for _, listing, count in statements:
         async with pool.acquire() as conn:

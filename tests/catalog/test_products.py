@@ -5,11 +5,17 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import Select, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.catalog.repository import ProductFilters, product_page_statements
+from stockroom.catalog import repository
+from stockroom.catalog.repository import (
+    ProductFilters,
+    product_count_statement,
+    product_page_statement,
+)
 from stockroom.events.models import OutboxEvent
 from stockroom.http.pagination import Sort
 from tests.conftest import ClientAs
@@ -384,11 +390,13 @@ async def test_search_never_matches_across_two_fields(
 async def test_search_is_one_scan_of_the_search_index(session: AsyncSession) -> None:
     # The query's expression must stay the index's expression, or every search is a table scan.
     filters = ProductFilters(q="hammer")
-    listing, count, params = product_page_statements(filters, None, Sort("name"), 0, 50)
+    count, params = product_count_statement(filters, None)
+    gathered, _ = product_page_statement(filters, None, Sort("name"), 0, 50, total=10)
+    walked, _ = product_page_statement(filters, None, Sort("name"), 0, 50, total=10**6)
     await session.execute(text("SET LOCAL enable_seqscan = off"))
     await session.execute(text("SET LOCAL enable_indexscan = off"))
-    for statement in (listing, count):
-        plan = await plan_of(session, statement, params)
+    for statement in (count, gathered, walked):
+        plan = await plan_of(session, statement, params | {"offset": 0, "limit": 50})
         assert plan.count("ix_products_search_trgm") == 1, plan
         assert "_trgm" not in plan.replace("ix_products_search_trgm", ""), plan
 
@@ -499,6 +507,49 @@ async def test_sort_is_stable_across_pages_and_totals_are_right(
         "5.00",
         "5.00",
     ]
+
+
+@pytest.mark.parametrize("gather_up_to", [0, 10_000])
+async def test_pages_are_the_same_whichever_way_they_are_picked(
+    client_as: ClientAs, session: AsyncSession, monkeypatch: pytest.MonkeyPatch, gather_up_to: int
+) -> None:
+    # Few matches are gathered and sorted, many are read off the sort order's index: with the
+    # threshold at 0 every list takes the second way. Both must give the same, complete pages.
+    monkeypatch.setattr(repository, "GATHER_UP_TO", gather_up_to)
+    staff = await client_as("staff")
+    tag = uuid.uuid4().hex[:6]
+    root = await make_category(session)
+    child = await make_category(session, parent=root)
+    names = ["Delta", "alpha", "Charlie", "bravo", "Alpha", "delta", "Echo"]
+    products = [
+        await make_product(
+            session,
+            name=f"{name} {tag}",
+            category_id=(root if i % 2 else child).id,
+            sale_price=Decimal(5 + i % 3),
+        )
+        for i, name in enumerate(names)
+    ]
+    await make_product(session, name=f"Outside {tag}")  # matches q, not the category
+    by_id = {str(p.id): p for p in products}
+    params = {"q": tag, "category_id": str(root.id)}
+    for sort in ("name", "-name", "sale_price", "-sale_price", "on_hand", "-created_at", "sku"):
+        seen: list[str] = []
+        for page in (1, 2, 3, 4):
+            response = await staff.get(
+                "/api/v1/products", params=params | {"sort": sort, "page": page, "page_size": 2}
+            )
+            assert response.status_code == 200, response.text
+            assert response.json()["total"] == len(products), sort
+            seen.extend(item["id"] for item in response.json()["items"])
+        assert sorted(seen) == sorted(by_id), sort
+        field = sort.lstrip("-")
+        if field in ("name", "sale_price", "sku"):
+            key = [(getattr(by_id[i], field), uuid.UUID(i)) for i in seen]
+            assert key == sorted(key, reverse=sort.startswith("-")), sort
+    beyond = await staff.get("/api/v1/products", params=params | {"page": 9, "page_size": 2})
+    assert beyond.json()["items"] == []
+    assert beyond.json()["total"] == len(products)
 
 
 async def test_sort_by_on_hand(client_as: ClientAs, session: AsyncSession) -> None:
