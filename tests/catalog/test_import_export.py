@@ -3,11 +3,14 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import datetime
 
 import httpx
-from sqlalchemy import func, select
+import pytest
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.catalog import importer
 from stockroom.catalog.models import Product
 from stockroom.events.models import OutboxEvent
 from tests.conftest import ClientAs
@@ -34,6 +37,15 @@ async def count_products(session: AsyncSession, prefix: str) -> int:
     return int(
         await session.scalar(
             select(func.count()).select_from(Product).where(Product.sku.like(f"{prefix}%"))
+        )
+        or 0
+    )
+
+
+async def count_events(session: AsyncSession, type_: str) -> int:
+    return int(
+        await session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.type == type_)
         )
         or 0
     )
@@ -210,3 +222,50 @@ async def test_export_uses_the_list_filters_and_round_trips(
 async def test_export_is_forbidden_without_catalog_read(client_as: ClientAs) -> None:
     nobody = await client_as()
     assert (await nobody.get("/api/v1/products/export")).status_code == 403
+
+
+async def test_a_sku_that_appears_during_the_import_is_409_and_nothing_is_written(
+    client_as: ClientAs, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As if another request created the product between the importer's check of a batch and its
+    # write: the check sees no existing product, the database's unique index refuses the row.
+    manager = await client_as("manager")
+    prefix = f"RACE{uuid.uuid4().hex[:6].upper()}-"
+    await make_product(session, sku=f"{prefix}003", name="Created meanwhile")
+    blind = str(importer._EXISTING.text).replace("WHERE", "WHERE false AND")
+    monkeypatch.setattr(importer, "_EXISTING", text(blind))
+    events_before = await count_events(session, "product.imported")
+    response = await upload(manager, csv_file(rows_for(prefix, 8)))
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "duplicate_sku"
+    assert await count_products(session, prefix) == 1
+    assert await count_events(session, "product.imported") == events_before
+
+
+async def test_imported_products_are_complete_rows(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    prefix = f"ROW{uuid.uuid4().hex[:6].upper()}-"
+    response = await upload(manager, csv_file(rows_for(prefix, 3)))
+    assert response.json()["created"] == 3
+    listed = await manager.get("/api/v1/products", params={"q": prefix, "sort": "sku"})
+    items = listed.json()["items"]
+    assert [item["sku"] for item in items] == [f"{prefix}000", f"{prefix}001", f"{prefix}002"]
+    for item in items:
+        assert datetime.fromisoformat(item["created_at"]).tzinfo is not None
+        assert item["updated_at"] == item["created_at"]
+        assert (item["unit"], item["is_active"], item["on_hand"]) == ("each", True, 0)
+        assert (item["cost_price"], item["sale_price"], item["reorder_point"]) == (
+            "2.50",
+            "5.00",
+            4,
+        )
+    detail = await manager.get(f"/api/v1/products/{items[0]['id']}")
+    assert detail.headers["ETag"] == '"1"'  # version 1
+    patched = await manager.patch(
+        f"/api/v1/products/{items[0]['id']}",
+        json={"name": "Renamed"},
+        headers={"If-Match": detail.headers["ETag"]},
+    )
+    assert patched.status_code == 200, patched.text

@@ -78,7 +78,11 @@ _UNIQUE_CONFLICTS: dict[str, Callable[[], AppError]] = {
 
 def integrity_error(exc: IntegrityError, *, deleting: bool = False) -> AppError:
     """The client-facing error for a constraint the database enforced (a race we lost)."""
-    constraint = repository.constraint_of(exc)
+    return integrity_error_of_constraint(repository.constraint_of(exc), deleting=deleting)
+
+
+def integrity_error_of_constraint(constraint: str, *, deleting: bool = False) -> AppError:
+    """The client-facing error for the named constraint (or an error message naming it)."""
     for name, make in _UNIQUE_CONFLICTS.items():
         if name in constraint:
             return make()
