@@ -107,3 +107,43 @@ def percentile(values: list[float], fraction: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process (Linux /proc), 0 when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return out
+
+
+class CpuMeter:
+    """CPU seconds used so far by the API process (with its worker processes) and by the
+    PostgreSQL server (postmaster and backends), so the cost per request can be read even on a
+    busy machine. Processes that exited meanwhile are not counted: read it around a phase."""
+
+    def __init__(self, api_pid: int, data_dir: Path) -> None:
+        self.api_pid = api_pid
+        self.data_dir = data_dir
+
+    def _postgres_pids(self) -> list[int]:
+        try:
+            postmaster = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [postmaster, *_children(postmaster)]
+
+    def read(self) -> tuple[float, float]:
+        api = sum(_cpu_seconds(p) for p in [self.api_pid, *_children(self.api_pid)])
+        return api, sum(_cpu_seconds(p) for p in self._postgres_pids())

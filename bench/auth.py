@@ -26,6 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _harness import CpuMeter
+
 ADMIN_EMAIL = "bench@example.com"
 READY_TIMEOUT_S = 90
 
@@ -81,44 +84,6 @@ async def _connection_loop(port: int, raw: bytes, count: int) -> int:
     finally:
         writer.close()
     return failures
-
-
-def _cpu_seconds(pid: int) -> float:
-    """utime + stime of one process (Linux /proc), 0 when unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            out += [int(c) for c in (task / "children").read_text().split()]
-        except OSError:
-            continue
-    return out
-
-
-class CpuMeter:
-    """CPU seconds used so far by the API process and by the PostgreSQL server (postmaster and
-    its backends), so that the cost per request can be read even on a busy machine."""
-
-    def __init__(self, api_pid: int, data_dir: Path) -> None:
-        self.api_pid = api_pid
-        self.data_dir = data_dir
-
-    def _postgres_pids(self) -> list[int]:
-        try:
-            postmaster = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            return []
-        return [postmaster, *_children(postmaster)]
-
-    def read(self) -> tuple[float, float]:
-        return _cpu_seconds(self.api_pid), sum(_cpu_seconds(p) for p in self._postgres_pids())
 
 
 @dataclass

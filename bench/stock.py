@@ -42,7 +42,7 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import free_port, login, percentile, server_env
+from _harness import CpuMeter, free_port, login, percentile, server_env
 from stockroom.db import migrate
 from stockroom.db.base import uuid7
 from stockroom.db.embedded import socket_dir_of
@@ -54,7 +54,7 @@ INITIAL_ON_HAND = 1_000_000
 
 
 @contextmanager
-def serve(data_dir: Path, workers: int, **env: str) -> Iterator[str]:
+def serve(data_dir: Path, workers: int, **env: str) -> Iterator[tuple[str, int]]:
     """`stockroom serve --workers N` on a free loopback port (like _harness.serve, plus workers)."""
     port = free_port()
     log_file = open(data_dir.parent / f"serve-{port}.log", "w")
@@ -88,7 +88,7 @@ def serve(data_dir: Path, workers: int, **env: str) -> Iterator[str]:
                 raise RuntimeError(f"server not ready in 90 s; see {log_file.name}")
             time.sleep(0.2)
         time.sleep(1.0 * workers)  # let every worker finish its start-up
-        yield base
+        yield base, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -209,8 +209,13 @@ class Client:
 
 
 async def run_load(
-    workers: int, requests: int, call: Callable[[int, int], Awaitable[None]]
+    workers: int,
+    requests: int,
+    call: Callable[[int, int], Awaitable[None]],
+    meter: CpuMeter,
 ) -> dict[str, float]:
+    """Rate and latency of `workers` x `requests` calls, with the CPU each one cost: in the API
+    process tree, in PostgreSQL, and in this process (the load generator, or the raw client)."""
     latencies: list[float] = []
 
     async def worker(w: int) -> None:
@@ -219,10 +224,18 @@ async def run_load(
             await call(w, r)
             latencies.append(time.perf_counter() - t0)
 
+    api_before, pg_before = meter.read()
+    own_before = time.process_time()
     started = time.perf_counter()
     await asyncio.gather(*(worker(w) for w in range(workers)))
     elapsed = time.perf_counter() - started
+    own = time.process_time() - own_before
+    api_after, pg_after = meter.read()
+    n = len(latencies)
     return {
+        "api_cpu_ms": 1000 * (api_after - api_before) / n,
+        "pg_cpu_ms": 1000 * (pg_after - pg_before) / n,
+        "own_cpu_ms": 1000 * own / n,
         "rate": len(latencies) / elapsed,
         "p50_ms": percentile(latencies, 0.50) * 1000,
         "p99_ms": percentile(latencies, 0.99) * 1000,
@@ -324,6 +337,7 @@ async def workload(
     actor: uuid.UUID,
     clients: int,
     requests: int,
+    meter: CpuMeter,
 ) -> dict[str, Any]:
     http = [Client(port, token) for _ in range(clients)]
     failures: list[str] = []
@@ -345,7 +359,7 @@ async def workload(
     for w in range(clients):  # open the keep-alive connections and warm up
         await api_call(w, 0)
         await api_call(w, 1)
-    api = await run_load(clients, requests, api_call)
+    api = await run_load(clients, requests, api_call, meter)
     for c in http:
         await c.close()
     if failures:
@@ -363,7 +377,7 @@ async def workload(
         for w in range(clients):
             await raw_call(w, 0)
             await raw_call(w, 1)
-        raw = await run_load(clients, requests, raw_call)
+        raw = await run_load(clients, requests, raw_call, meter)
     finally:
         await pool.close()
     return {"name": name, "api": api, "raw": raw}
@@ -414,14 +428,17 @@ def main() -> None:
 
         with serve(
             data_dir, args.workers, ACCESS_TOKEN_EXPIRE_MINUTES="240", RELAY_ENABLED="false"
-        ) as base:
+        ) as (base, api_pid):
             port = int(base.rsplit(":", 1)[1])
+            meter = CpuMeter(api_pid, data_dir)
             token = login(base)
             me = httpx.get(f"{base}/api/v1/users/me", headers={"Authorization": f"Bearer {token}"})
             actor = uuid.UUID(me.json()["id"])
             results = [
                 asyncio.run(
-                    workload(name, pick, server, port, token, actor, args.clients, args.requests)
+                    workload(
+                        name, pick, server, port, token, actor, args.clients, args.requests, meter
+                    )
                 )
                 for name, pick in (
                     (f"spread over {len(levels):,} levels", spread),
@@ -445,6 +462,21 @@ def main() -> None:
                 f"| {r['name']} | {a['rate']:.0f} | {a['p50_ms']:.1f} ms | {a['p99_ms']:.1f} ms | "
                 f"{s['rate']:.0f} | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms | "
                 f"{a['rate'] / s['rate']:.2f} |"
+            )
+        log(
+            "\nCPU per movement (ms): API = API processes / PostgreSQL / load generator; "
+            "raw = client / PostgreSQL"
+        )
+        log(
+            "\n| workload | API: API | API: PostgreSQL | API: load gen "
+            "| raw: client | raw: PostgreSQL |"
+        )
+        log("|---|---|---|---|---|---|")
+        for r in results:
+            a, s = r["api"], r["raw"]
+            log(
+                f"| {r['name']} | {a['api_cpu_ms']:.2f} | {a['pg_cpu_ms']:.2f} | "
+                f"{a['own_cpu_ms']:.2f} | {s['own_cpu_ms']:.2f} | {s['pg_cpu_ms']:.2f} |"
             )
         if drifting:
             raise SystemExit(1)

@@ -33,6 +33,11 @@ class Settings(BaseSettings):
 
     environment: Environment = Environment.LOCAL
     database_url: str | None = None
+    # Connections each API process keeps open. Requests beyond it borrow one of the overflow
+    # connections, which are closed again on return: sized too small, a busy process connects
+    # and re-prepares its statements on every request.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
+    database_max_overflow: int = Field(default=10, ge=0, le=500)
     mongodb_url: str | None = None
     mongodb_database: str = "stockroom"
     secret_key: str = DEFAULT_SECRET_KEY

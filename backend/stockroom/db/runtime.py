@@ -44,7 +44,11 @@ class Database:
 @asynccontextmanager
 async def open_database(settings: Settings) -> AsyncIterator[Database]:
     target = await asyncio.to_thread(resolve_database, settings)
-    engine = create_engine(target.url)
+    engine = create_engine(
+        target.url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     try:
         yield Database(target=target, engine=engine, sessionmaker=create_sessionmaker(engine))
     finally:

@@ -12,7 +12,9 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
+from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from stockroom.db.base import utcnow
 from stockroom.events.models import OutboxEvent
@@ -152,6 +154,28 @@ def record(
     event_id, now = _clock.next()
     when = occurred_at or now
     payload = build_payload(event_id, type_, when, ctx, entity=entity, changes=changes, data=data)
-    session.add(OutboxEvent(id=event_id, type=type_, occurred_at=when, payload=payload))
+    rows: list[dict[str, Any]] = session.sync_session.info.setdefault(_RECORDED, [])
+    rows.append({"id": event_id, "type": type_, "occurred_at": when, "payload": payload})
     mark_outbox_pending(session.sync_session)
     return event_id
+
+
+# Recorded events wait in the session and are written by one Core INSERT just before the
+# transaction commits: the ORM's unit of work (identity map, flush plan, per-object state) cost
+# more than the rest of a stock movement's statements together. The application opens no
+# savepoints; a rolled-back transaction takes its recorded events with it.
+_RECORDED = "stockroom.recorded_events"
+_INSERT_EVENTS = insert(OutboxEvent)
+
+
+@event.listens_for(Session, "before_commit")
+def _insert_recorded_events(session: Session) -> None:
+    rows = session.info.pop(_RECORDED, None)
+    if rows:
+        session.connection().execute(_INSERT_EVENTS, rows)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _discard_recorded_events(session: Session, previous_transaction: SessionTransaction) -> None:
+    if previous_transaction.parent is None:
+        session.info.pop(_RECORDED, None)
