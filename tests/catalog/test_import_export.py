@@ -269,3 +269,42 @@ async def test_imported_products_are_complete_rows(
         headers={"If-Match": detail.headers["ETag"]},
     )
     assert patched.status_code == 200, patched.text
+
+
+async def test_an_import_of_many_batches_is_still_all_or_nothing(
+    client_as: ClientAs, session: AsyncSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Batches of 3 rows: each batch is written while the next one is checked. A bad row in the
+    # last batch, or a sku repeated two batches later, still leaves the catalog unchanged.
+    monkeypatch.setattr(importer, "BATCH_ROWS", 3)
+    manager = await client_as("manager")
+    prefix = f"MANY{uuid.uuid4().hex[:6].upper()}-"
+    existing = await make_product(session, sku=f"{prefix}004", name="Before")
+    rows = rows_for(prefix, 11)
+    rows[4]["name"] = "After"
+    rows[10]["sale_price"] = "-1"  # spreadsheet row 12, in the fourth batch
+    response = await upload(manager, csv_file(rows))
+    assert response.status_code == 422, response.text
+    assert [(e["row"], e["field"]) for e in response.json()["errors"]] == [(12, "sale_price")]
+    assert await count_products(session, prefix) == 1
+    await session.refresh(existing)
+    assert existing.name == "Before"
+
+    repeated = rows_for(prefix, 10)
+    repeated[8]["sku"] = repeated[1]["sku"]
+    response = await upload(manager, csv_file(repeated))
+    assert response.status_code == 422, response.text
+    assert [(e["row"], e["field"]) for e in response.json()["errors"]] == [(10, "sku")]
+    assert await count_products(session, prefix) == 1
+
+    response = await upload(manager, csv_file(rows[:10]))
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "created": 9,
+        "updated": 1,
+        "unchanged": 0,
+        "dry_run": False,
+    }
+    assert await count_products(session, prefix) == 10
+    await session.refresh(existing)
+    assert existing.name == "After"

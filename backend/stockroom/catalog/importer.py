@@ -375,15 +375,23 @@ def _classify(
     return _records_of(inserts), _columns_of(updates)
 
 
+Classified = tuple[list[tuple[Any, ...]], dict[str, list[Any]] | None]  # records to COPY, UPDATE
+
+
 async def _process_batch(
     session: AsyncSession,
     batch: list[ParsedRow],
     present: set[str],
     lookups: _Lookups,
     out: Outcome,
-    *,
-    write: bool,
-) -> None:
+    previous: Classified | None,
+) -> Classified:
+    """Check a batch against the database and classify its rows, while the previous batch (if
+    given) is written: the classification (Python, in a worker thread) overlaps the write
+    (PostgreSQL). Returns the batch's writes, for the next call or `_write` to do."""
+    # The lookups go first: the session has one connection, and the write is about to take it.
+    # They need not see the previous batch's rows: a sku or barcode seen earlier in the file is
+    # caught by `lookups.seen_skus` / `seen_barcodes`, not by the database.
     keys = [parsed.values["sku"].lower() for parsed in batch]
     existing = {row.key: row._mapping for row in await session.execute(_EXISTING, {"keys": keys})}
     barcodes = [p.values["barcode"] for p in batch if p.values.get("barcode")]
@@ -394,14 +402,24 @@ async def _process_batch(
             for row in await session.execute(_BARCODE_OWNERS, {"codes": barcodes})
         }
     # Off the event loop: a batch is thousands of rows of Python work.
-    inserts, updates = await asyncio.to_thread(
-        _classify, batch, keys, existing, owners, present, lookups, out
+    classifying = asyncio.ensure_future(
+        asyncio.to_thread(_classify, batch, keys, existing, owners, present, lookups, out)
     )
-    if write and out.error_count == 0:
-        if updates is not None:
-            await session.execute(_UPDATE, updates)
-        if inserts:
-            await _copy_products(session, inserts)
+    try:
+        if previous is not None and out.error_count == 0:
+            await _write(session, previous)
+    finally:
+        # Even when the write failed: the worker thread cannot be cancelled; let it finish.
+        classified: Classified = await classifying
+    return classified
+
+
+async def _write(session: AsyncSession, classified: Classified) -> None:
+    inserts, updates = classified
+    if updates is not None:
+        await session.execute(_UPDATE, updates)
+    if inserts:
+        await _copy_products(session, inserts)
 
 
 async def _copy_products(session: AsyncSession, records: list[tuple[Any, ...]]) -> None:
@@ -467,6 +485,7 @@ async def import_products(
                 next_row = 2  # spreadsheet numbering: the header is row 1
                 records = iter(reader)
                 parsing: asyncio.Future[Any] | None = _parse_next(records, columns, next_row)
+                unwritten: Classified | None = None
                 try:
                     while parsing is not None:
                         batch, parse_errors, count = await parsing
@@ -479,9 +498,11 @@ async def import_products(
                         for error in parse_errors:
                             out.fail(error)
                         if batch:
-                            await _process_batch(
-                                session, batch, columns.present, lookups, out, write=not dry_run
+                            unwritten = await _process_batch(
+                                session, batch, columns.present, lookups, out, unwritten
                             )
+                            if dry_run:
+                                unwritten = None
                         if progress is not None:
                             progress(next_row - 2, _position(binary))
                 finally:
@@ -491,6 +512,8 @@ async def import_products(
                         await asyncio.gather(parsing, return_exceptions=True)
                 if out.error_count:
                     raise _rejected(out)
+                if unwritten is not None:
+                    await _write(session, unwritten)
                 if not dry_run:
                     events.record(
                         session,
