@@ -52,7 +52,7 @@ async def run(engine: AsyncEngine, calls: int) -> None:
 
     async def on_autocommit_connection() -> None:
         async with autocommit.connect() as connection:
-            await connection.execute(repository._PRINCIPAL_QUERY, {"user_id": user_id})
+            await connection.execute(repository.PRINCIPAL_QUERY, {"user_id": user_id})
 
     async def empty_transaction() -> None:
         async with sessionmaker() as session, session.begin():

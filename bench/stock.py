@@ -42,7 +42,10 @@ import asyncpg
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
+
 from _harness import CpuMeter, free_port, login, percentile, server_env
+from stockroom.auth.repository import PRINCIPAL_QUERY
 from stockroom.db import migrate
 from stockroom.db.base import uuid7
 from stockroom.db.embedded import socket_dir_of
@@ -243,8 +246,11 @@ async def run_load(
     }
 
 
-# The API's transaction, statement for statement (see stockroom.stock.repository and service):
-# product and warehouse facts, the conditional level change, the movement, the outbox event.
+# The API's transaction, statement for statement (see stockroom.auth.deps, stockroom.stock.
+# repository and service): the caller's principal (authentication runs in the use case's
+# transaction), product and warehouse facts, the conditional level change, the movement, the
+# outbox event.
+PRINCIPAL = str(PRINCIPAL_QUERY.compile(dialect=asyncpg_dialect()))
 LOAD_TARGETS = """
 SELECT p.id, p.is_active, p.sale_price, p.cost_price, p.reorder_point,
        (SELECT coalesce(jsonb_object_agg(w.id::text, w.is_active), '{}'::jsonb)
@@ -281,6 +287,9 @@ async def raw_movement(
     conn: Any, actor: uuid.UUID, product: uuid.UUID, warehouse: uuid.UUID, sale: bool
 ) -> None:
     async with conn.transaction():
+        principal = await conn.fetchrow(PRINCIPAL, actor)
+        if principal is None or "stock:write" not in principal[5]:
+            raise RuntimeError("the raw path's caller may not post movements")
         facts = await conn.fetchrow(LOAD_TARGETS, product, [warehouse])
         delta = -1 if sale else 1
         on_hand = await conn.fetchval(

@@ -106,7 +106,7 @@ def _permissions_of_role() -> ScalarSelect[Any]:
 
 # Built once: constructing this statement (and its cache key) on every request cost more than
 # running it. Executions bind `user_id`; SQLAlchemy's compiled cache does the rest.
-_PRINCIPAL_QUERY = select(
+PRINCIPAL_QUERY = select(
     User.id,
     User.email,
     User.full_name,
@@ -122,7 +122,7 @@ _USER_VIEW_QUERY = select(User, _role_names_of_user(), _permissions_of_user()).w
 
 async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
     """The user and their effective permissions, in one query."""
-    row = (await session.execute(_PRINCIPAL_QUERY, {"user_id": user_id})).one_or_none()
+    row = (await session.execute(PRINCIPAL_QUERY, {"user_id": user_id})).one_or_none()
     if row is None:
         return None
     return Principal(
