@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import csv
 import io
+import os
 import random
 import shutil
 import statistics
@@ -230,6 +231,36 @@ async def set_shared_buffers(server: Any, size: str) -> None:
 # Measuring
 
 
+def _process_cpu(pid: str) -> tuple[str, float]:
+    """(parent pid, user + system CPU seconds) of a process, from /proc (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return fields[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(server: Any, port: int) -> dict[str, float]:
+    """CPU seconds used so far by the API server on `port`, by the PostgreSQL server (postmaster
+    and all its backends) and by this process (the load generator); zeros where /proc is not."""
+    parts = {"api": 0.0, "postgres": 0.0, "client": time.process_time()}
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return parts
+    postmaster = (Path(socket_dir_of(server)) / "postmaster.pid").read_text().split()[0]
+    api_cmdline = f"serve\0--port\0{port}\0"
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent, seconds = _process_cpu(entry.name)
+            if entry.name == postmaster or parent == postmaster:
+                parts["postgres"] += seconds
+            elif api_cmdline in (entry / "cmdline").read_text():
+                parts["api"] += seconds
+        except OSError:
+            continue  # the process ended meanwhile
+    return parts
+
+
 class Client:
     """A minimal keep-alive HTTP/1.1 client, so the load generator costs little CPU."""
 
@@ -332,7 +363,10 @@ async def scenario(
     for path in paths:
         _, body = await http[0].get(path)
         totals.add(json.loads(body)["total"])
+    before = cpu_seconds(server, port)
     api = await run_load(clients, requests, api_call)
+    after = cpu_seconds(server, port)
+    cpu = {part: (after[part] - before[part]) * 1000 / (clients * requests) for part in before}
     single = await run_load(1, max(requests, 30), api_call)
     for c in http:
         await c.close()
@@ -368,13 +402,24 @@ async def scenario(
             await conn.fetchval(count)
     sql = await run_load(clients, requests, sql_call)
     await pool.close()
-    result = {"name": name, "api": api, "sql": sql, "single": single, "totals": sorted(totals)}
+    result = {
+        "name": name,
+        "api": api,
+        "sql": sql,
+        "single": single,
+        "totals": sorted(totals),
+        "cpu": cpu,
+    }
     log(
         f"{name}: matches {min(totals):,}..{max(totals):,}\n"
         f"  API {api['rps']:7.1f} req/s p50 {api['p50_ms']:6.1f} ms p99 {api['p99_ms']:6.1f} ms\n"
         f"  SQL {sql['rps']:7.1f} q/s   p50 {sql['p50_ms']:6.1f} ms p99 {sql['p99_ms']:6.1f} ms\n"
         f"  API/SQL throughput ratio {api['rps'] / sql['rps']:.2f}\n"
-        f"  API, 1 client: p50 {single['p50_ms']:.1f} ms p99 {single['p99_ms']:.1f} ms"
+        f"  API, 1 client: p50 {single['p50_ms']:.1f} ms p99 {single['p99_ms']:.1f} ms\n"
+        f"  CPU per API request (16 clients): API {cpu['api']:.2f} ms, PostgreSQL "
+        f"{cpu['postgres']:.2f} ms, load generator {cpu['client']:.2f} ms; at most "
+        f"{os.cpu_count() or 1} cores / {sum(cpu.values()):.2f} ms = "
+        f"{(os.cpu_count() or 1) * 1000 / sum(cpu.values()):.0f} req/s"
     )
     return result
 
@@ -561,6 +606,20 @@ def main() -> None:
                 f"{a['p50_ms']:.1f} ms | {a['p99_ms']:.1f} ms | {s['rps']:.0f} | "
                 f"{s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms | {a['rps'] / s['rps']:.2f} | "
                 f"{r['single']['p50_ms']:.1f} / {r['single']['p99_ms']:.1f} ms |"
+            )
+        cores = os.cpu_count() or 1
+        log(
+            "\n| scenario | CPU per request: API | PostgreSQL | load generator | "
+            f"{cores} cores / CPU per request | {args.clients} clients / that |"
+        )
+        log("|---|---|---|---|---|---|")
+        for r in results:
+            c = r["cpu"]
+            ceiling = cores * 1000 / sum(c.values())
+            log(
+                f"| {r['name']} | {c['api']:.2f} ms | {c['postgres']:.2f} ms | "
+                f"{c['client']:.2f} ms | {ceiling:.0f} req/s | "
+                f"{args.clients * 1000 / ceiling:.0f} ms |"
             )
     finally:
         if target is not None and target.embedded_server is not None:
