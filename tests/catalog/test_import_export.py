@@ -219,6 +219,22 @@ async def test_export_uses_the_list_filters_and_round_trips(
     assert again.json() == {"created": 0, "updated": 0, "unchanged": 2, "dry_run": False}
 
 
+async def test_export_search_matches_the_product_not_its_category_or_supplier(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    # The export joins categories and suppliers, which have names and descriptions of their own:
+    # `q` still searches the product's name, sku, description and barcode only.
+    manager = await client_as("manager")
+    tag = uuid.uuid4().hex[:6]
+    category = await make_category(session, name=f"Category {tag}")
+    supplier = await make_supplier(session, name=f"Supplier {tag}")
+    await make_product(session, category_id=category.id, supplier_id=supplier.id)
+    described = await make_product(session, description=f"fits {tag.upper()} frames")
+    response = await manager.get("/api/v1/products/export", params={"q": tag})
+    assert response.status_code == 200, response.text
+    assert [r["sku"] for r in csv.DictReader(io.StringIO(response.text))] == [described.sku]
+
+
 async def test_export_is_forbidden_without_catalog_read(client_as: ClientAs) -> None:
     nobody = await client_as()
     assert (await nobody.get("/api/v1/products/export")).status_code == 403
