@@ -16,12 +16,15 @@ from sqlalchemy import text
 
 from stockroom.events.documents import ActivityEvent
 from stockroom.events.relay import (
+    Relay,
     deliver_pending,
     prune_delivered,
     rebuild_in_process_store,
     replay,
 )
 from stockroom.events.store import EventStore, in_process_event_store
+from stockroom.events.wakeup import wake_relays
+from tests.conftest import make_settings
 from tests.events.conftest import (
     ALICE,
     Sessionmaker,
@@ -350,3 +353,35 @@ async def test_an_event_the_store_cannot_take_holds_back_only_its_own_entity(
     assert pending[0].attempts == 1
     assert pending[0].last_error.startswith("payload cannot be stored: KeyError")
     assert (pending[1].id, pending[1].attempts) == (later_same_entity[0], 0)
+
+
+async def test_a_relay_stops_when_cancelled_even_while_wake_ups_keep_arriving(
+    fresh_database: str, fresh_sessionmaker: Sessionmaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On Python 3.11 `asyncio.wait_for` loses a cancellation that arrives as its inner wait
+    # completes: a relay waiting for wake-ups that way kept running after shutdown asked it to
+    # stop. Its rounds are made instant here, so the cancellation lands in that wait.
+    async def instant_round(self: Relay) -> None:
+        await asyncio.sleep(0)
+
+    monkeypatch.setattr(Relay, "tick", instant_round)
+    settings = make_settings(fresh_database, relay_poll_interval_s=0.01)
+    relay = Relay(fresh_sessionmaker, in_process_event_store(), settings)
+    stop_waking = asyncio.Event()
+
+    async def keep_waking() -> None:
+        while not stop_waking.is_set():
+            wake_relays()
+            await asyncio.sleep(0)
+
+    waker = asyncio.create_task(keep_waking())
+    try:
+        for _ in range(100):
+            running = asyncio.create_task(relay.run())
+            await asyncio.sleep(0.002)
+            running.cancel()
+            done, _ = await asyncio.wait({running}, timeout=1)
+            assert running in done, "the relay ignored its cancellation"
+    finally:
+        stop_waking.set()
+        await waker

@@ -156,9 +156,8 @@ async def _write(
         return 0, None, False
     requests = [ReplaceOne({"_id": d["_id"]}, d, upsert=True) for d in documents]
     try:
-        await asyncio.wait_for(
-            store.collection.bulk_write(requests, ordered=True), timeout=WRITE_TIMEOUT_S
-        )
+        async with asyncio.timeout(WRITE_TIMEOUT_S):
+            await store.collection.bulk_write(requests, ordered=True)
     except BulkWriteError as exc:
         # Ordered: everything before the first failed write was written.
         indexes = [e.get("index", 0) for e in exc.details.get("writeErrors") or []]
@@ -414,8 +413,11 @@ class Relay:
                     await self.tick()
                 except Exception:  # only reporting can fail here (e.g. a closed log stream)
                     pass
+                # `asyncio.timeout`, not `wait_for`: on Python 3.11 `wait_for` loses a
+                # cancellation that arrives as the wake-up does, and the relay never stops.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout=self.poll_interval_s)
+                    async with asyncio.timeout(self.poll_interval_s):
+                        await wake.wait()
 
     async def tick(self) -> None:
         """One round: deliver what is due, then the periodic chores. Never raises."""

@@ -50,7 +50,8 @@ class EventStore:
     async def ping(self) -> bool:
         """True when the store answers a ping within a second."""
         try:
-            await asyncio.wait_for(self.database.command("ping"), timeout=PING_TIMEOUT_S)
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await self.database.command("ping")
         except Exception:
             return False
         return True

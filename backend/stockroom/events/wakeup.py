@@ -33,13 +33,17 @@ def mark_outbox_pending(session: Session) -> None:
     session.info[OUTBOX_PENDING] = True
 
 
-@event.listens_for(Session, "after_commit")
-def _wake_relays(session: Session) -> None:
-    if not session.info.pop(OUTBOX_PENDING, False):
-        return
+def wake_relays() -> None:
+    """Wake every relay subscribed in this process (thread-safe)."""
     for loop, wake in list(_waiters):
         with contextlib.suppress(RuntimeError):  # the loop is closed
             loop.call_soon_threadsafe(wake.set)
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_relays_after_outbox_commit(session: Session) -> None:
+    if session.info.pop(OUTBOX_PENDING, False):
+        wake_relays()
 
 
 @event.listens_for(Session, "after_rollback")

@@ -40,7 +40,8 @@ async def ready(request: Request) -> Ready | JSONResponse:
     delivers the backlog when it is back.
     """
     try:
-        status = await asyncio.wait_for(outbox_status(request.app.state.sessionmaker), timeout=3)
+        async with asyncio.timeout(3):
+            status = await outbox_status(request.app.state.sessionmaker)
     except Exception:
         body = Ready(
             postgres="unavailable", mongodb="degraded", outbox_backlog=0, outbox_oldest_age_s=0
