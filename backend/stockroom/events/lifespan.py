@@ -41,5 +41,6 @@ async def event_pipeline(app: FastAPI) -> AsyncIterator[None]:
             relay_task.cancel()
             # Bounded: a relay stuck in I/O must not keep the process from shutting down.
             with contextlib.suppress(asyncio.CancelledError, TimeoutError):
-                await asyncio.wait_for(relay_task, timeout=10)
+                async with asyncio.timeout(10):
+                    await relay_task
         store.close()
