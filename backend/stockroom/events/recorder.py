@@ -161,8 +161,8 @@ def record(
 
 
 # Recorded events wait in the session and are written by one Core INSERT just before the
-# transaction commits: the ORM's unit of work (identity map, flush plan, per-object state) cost
-# more than the rest of a stock movement's statements together. The application opens no
+# transaction commits: adding them as ORM objects (identity map, flush plan, per-object state)
+# was about a fifth of a stock movement's API CPU (docs/benchmarks.md). The application opens no
 # savepoints; a rolled-back transaction takes its recorded events with it.
 _RECORDED = "stockroom.recorded_events"
 _INSERT_EVENTS = insert(OutboxEvent)
