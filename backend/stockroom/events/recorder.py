@@ -156,7 +156,6 @@ def record(
     payload = build_payload(event_id, type_, when, ctx, entity=entity, changes=changes, data=data)
     rows: list[dict[str, Any]] = session.sync_session.info.setdefault(_RECORDED, [])
     rows.append({"id": event_id, "type": type_, "occurred_at": when, "payload": payload})
-    mark_outbox_pending(session.sync_session)
     return event_id
 
 
@@ -173,6 +172,7 @@ def _insert_recorded_events(session: Session) -> None:
     rows = session.info.pop(_RECORDED, None)
     if rows:
         session.connection().execute(_INSERT_EVENTS, rows)
+        mark_outbox_pending(session)
 
 
 @event.listens_for(Session, "after_soft_rollback")
