@@ -314,6 +314,9 @@ def _records_of(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
     return [tuple(r[name] for name in COPY_COLUMNS) for r in rows]
 
 
+Classified = tuple[list[tuple[Any, ...]], dict[str, list[Any]] | None]  # records to COPY, UPDATE
+
+
 def _classify(
     batch: list[ParsedRow],
     keys: list[str],
@@ -322,7 +325,7 @@ def _classify(
     present: set[str],
     lookups: _Lookups,
     out: Outcome,
-) -> tuple[list[tuple[Any, ...]], dict[str, list[Any]] | None]:
+) -> Classified:
     """Check each row against the database's view and sort it into insert, update or unchanged.
 
     Pure Python (runs in a worker thread); returns the records to COPY and the update parameters."""
@@ -373,9 +376,6 @@ def _classify(
         else:
             out.unchanged += 1
     return _records_of(inserts), _columns_of(updates)
-
-
-Classified = tuple[list[tuple[Any, ...]], dict[str, list[Any]] | None]  # records to COPY, UPDATE
 
 
 async def _process_batch(

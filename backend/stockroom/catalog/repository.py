@@ -328,7 +328,7 @@ def _shape_and_params(
 ) -> tuple[_Shape, dict[str, Any]]:
     shape = _Shape(
         q=bool(filters.q),
-        q_has_separator=bool(filters.q) and SEARCH_SEPARATOR in (filters.q or ""),
+        q_has_separator=SEARCH_SEPARATOR in (filters.q or ""),
         category=category_ids is not None,
         supplier=filters.supplier_id is not None,
         is_active=filters.is_active,
