@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth import repository
 from stockroom.auth.repository import Principal, UserView
@@ -130,21 +131,28 @@ AnonymousContext = Annotated[Context, Depends(get_anonymous_context)]
 PermissionDeniedHook = Callable[[Request, Principal, str], Awaitable[None]]
 
 
+async def ensure_permissions(
+    request: Request, session: AsyncSession, principal: Principal, *permissions: str
+) -> None:
+    """Refuse the request (403, recorded as `auth.permission_denied`) unless the user holds
+    every permission. For checks that depend on the request body; routes use `require`."""
+    missing = [p for p in permissions if not principal.can(p)]
+    if not missing:
+        return
+    # The request ends here: end its transaction before the refusal is recorded in a
+    # transaction of its own, so a refused request never holds two connections.
+    await session.rollback()
+    hook: PermissionDeniedHook | None = getattr(request.app.state, "on_permission_denied", None)
+    if hook is not None:
+        await hook(request, principal, missing[0])
+    raise PermissionDenied(f"this requires the {missing[0]!r} permission")
+
+
 def require(*permissions: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets the request through only if the user holds every permission."""
 
     async def dependency(request: Request, session: Session, principal: CurrentUser) -> Principal:
-        missing = [p for p in permissions if not principal.can(p)]
-        if missing:
-            # The request ends here: end its transaction before the refusal is recorded in a
-            # transaction of its own, so a refused request never holds two connections.
-            await session.rollback()
-            hook: PermissionDeniedHook | None = getattr(
-                request.app.state, "on_permission_denied", None
-            )
-            if hook is not None:
-                await hook(request, principal, missing[0])
-            raise PermissionDenied(f"this requires the {missing[0]!r} permission")
+        await ensure_permissions(request, session, principal, *permissions)
         return principal
 
     return dependency

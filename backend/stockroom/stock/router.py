@@ -14,7 +14,7 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from stockroom.auth.deps import AppSettings, WriteContext, require
+from stockroom.auth.deps import AppSettings, WriteContext, ensure_permissions, require
 from stockroom.auth.permissions import Perm
 from stockroom.auth.repository import Principal
 from stockroom.db.session import Session
@@ -152,7 +152,7 @@ async def post_stock_movement(
 ) -> JSONResponse:
     """Post a stock movement to the ledger."""
     if data.type in ADJUST_MOVEMENT_TYPES:
-        await require(Perm.STOCK_ADJUST)(request, session, principal)
+        await ensure_permissions(request, session, principal, Perm.STOCK_ADJUST)
     result = await service.post_movement_idempotent(session, data, ctx, key)
     return _respond(
         result,
