@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -10,7 +12,11 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_SECRET_KEY = "change-me-in-production"
+# The value earlier releases signed tokens with when SECRET_KEY was unset. It is public, so it is
+# refused everywhere: a token signed with it must never verify again.
+PUBLISHED_SECRET_KEY = "change-me-in-production"
+MIN_SECRET_KEY_LENGTH = 32
+SECRET_KEY_FILE = "secret_key"
 
 
 class Environment(StrEnum):
@@ -40,7 +46,9 @@ class Settings(BaseSettings):
     database_max_overflow: int = Field(default=10, ge=0, le=500)
     mongodb_url: str | None = None
     mongodb_database: str = "stockroom"
-    secret_key: str = DEFAULT_SECRET_KEY
+    # Unset in the local environment: a random key generated once into the data folder (see
+    # `_resolve_secret_key`). Staging and production must set it.
+    secret_key: str = Field(default="", repr=False)
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     stockroom_data_dir: Path = Path(".stockroom")
     log_format: LogFormat = LogFormat.CONSOLE
@@ -79,16 +87,24 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _refuse_insecure_production(self) -> Settings:
-        if self.environment is Environment.PRODUCTION:
-            if not self.secret_key or self.secret_key == DEFAULT_SECRET_KEY:
+    def _resolve_secret_key(self) -> Settings:
+        if self.secret_key == PUBLISHED_SECRET_KEY:
+            raise InsecureSettingsError(
+                "SECRET_KEY is the value published in earlier releases; set a unique random value"
+            )
+        if self.environment is not Environment.LOCAL:
+            if not self.secret_key:
                 raise InsecureSettingsError(
-                    "SECRET_KEY must be set to a unique random value when ENVIRONMENT=production"
+                    f"SECRET_KEY must be set to a unique random value when "
+                    f"ENVIRONMENT={self.environment.value}"
                 )
-            if len(self.secret_key) < 32:
+            if len(self.secret_key) < MIN_SECRET_KEY_LENGTH:
                 raise InsecureSettingsError(
-                    "SECRET_KEY must be at least 32 characters when ENVIRONMENT=production"
+                    f"SECRET_KEY must be at least {MIN_SECRET_KEY_LENGTH} characters when "
+                    f"ENVIRONMENT={self.environment.value}"
                 )
+        elif not self.secret_key:
+            self.secret_key = load_or_create_secret_key(self.stockroom_data_dir)
         return self
 
     @property
@@ -108,6 +124,34 @@ class Settings(BaseSettings):
     @property
     def uses_in_process_event_store(self) -> bool:
         return self.mongodb_url is None
+
+
+def load_or_create_secret_key(data_dir: Path) -> str:
+    """The install's own signing key: read from the data folder, or generated there once.
+
+    The key is written to a private temporary file (mode 0600) and linked into place, which fails
+    if the file exists: two processes starting together agree on one key, neither reads a
+    half-written one, and no other local user can read it.
+    """
+    path = data_dir / SECRET_KEY_FILE
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        draft = data_dir / f".{SECRET_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="ascii") as file:
+            file.write(secrets.token_urlsafe(48) + "\n")
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass  # another process won the race; use its key
+        finally:
+            draft.unlink()
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o600)
+    key = path.read_text(encoding="ascii").strip()
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        raise InsecureSettingsError(f"{path} holds no usable key; delete it to generate a new one")
+    return key
 
 
 @lru_cache

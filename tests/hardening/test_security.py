@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stockroom.auth.deps import CurrentUser
 from stockroom.main import create_app
-from stockroom.settings import Settings
+from stockroom.settings import PUBLISHED_SECRET_KEY, Settings
 from tests.conftest import TEST_SECRET_KEY, http_client, make_settings
 from tests.factories.auth import bearer_headers, make_user
 
@@ -89,6 +90,30 @@ async def test_token_signed_with_another_key_is_rejected(
     token = jwt.encode(claims(user.id), "another-secret-key-of-sufficient-length!!", "HS256")
     response = await probe_client.get("/_test/whoami", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 401
+
+
+async def test_a_token_signed_with_the_once_built_in_key_is_refused_on_a_default_install(
+    database_url: str,
+    session: AsyncSession,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tmp_path: Path,
+) -> None:
+    # A default install: no SECRET_KEY, so the key is generated into the data folder.
+    settings = make_settings(database_url, secret_key="", stockroom_data_dir=tmp_path)
+    assert settings.secret_key not in ("", PUBLISHED_SECRET_KEY)
+    admin = await make_user(session, roles=["admin"])
+    application = create_app(settings, sessionmaker=sessionmaker)
+    new_user = {"email": "forged@example.com", "password": "long-enough-1", "full_name": "F"}
+    forged = jwt.encode(claims(admin.id), PUBLISHED_SECRET_KEY, algorithm="HS256")
+    async with application.router.lifespan_context(application), http_client(application) as c:
+        refused = await c.post(
+            "/api/v1/users",
+            json={**new_user, "roles": ["admin"]},
+            headers={"Authorization": f"Bearer {forged}"},
+        )
+        assert refused.status_code == 401
+        own = await c.get("/api/v1/users/me", headers=bearer_headers(admin.id, settings))
+        assert own.status_code == 200
 
 
 async def test_a_one_megabyte_token_is_rejected_without_being_parsed(
