@@ -8,6 +8,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -199,7 +200,7 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 BODY_PARSE_FAILURE = "There was an error parsing the body"
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 400 and exc.detail == BODY_PARSE_FAILURE:
         # FastAPI answers 400 for bodies it cannot decode (bad UTF-8, broken multipart); to a
@@ -217,9 +218,27 @@ async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     detail = exc.detail if isinstance(exc.detail, str) else title
     if exc.status_code == 404 and detail == "Not Found":
         detail = "no such resource"
+    headers = dict(exc.headers or {})
     if exc.status_code == 405:
         detail = "this method is not allowed on this resource"
-    return problem_response(exc.status_code, code, title, detail, headers=dict(exc.headers or {}))
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return problem_response(exc.status_code, code, title, detail, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the resource at the request's path answers (RFC 9110 15.5.6).
+
+    FastAPI makes one route per method, and Starlette's 405 names only the methods of the first
+    route whose path matched; the resource is that route's path template, whatever its methods.
+    """
+    path = request.scope.get("path", "")
+    routes = [
+        (context.path_format, context.methods or set())
+        for context in iter_route_contexts(request.app.router.routes)
+        if getattr(context, "path_regex", None) is not None and context.path_regex.match(path)
+    ]
+    template = routes[0][0] if routes else None
+    return sorted({m for fmt, methods in routes if fmt == template for m in methods})
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -1,7 +1,15 @@
-"""OpenAPI post-processing: the error responses every operation can give, documented once.
+"""OpenAPI post-processing: what the shared machinery does for every route, documented once.
 
-Routes document their own domain errors (404, 409, 412, ...). What the shared machinery can
-answer for any route is added here, so the schema lists every status a client may see.
+Routes document their own domain errors (404, 409, ...). What the shared machinery can answer
+for any route is added here, so the schema lists every status a client may see: 401, 413, 422,
+503, and 412 wherever an `If-Match` is taken. Also added here, from the paths alone:
+
+- a query or header parameter is never `null` (it is absent or a string), so the `anyOf [X,
+  null]` Pydantic writes for an optional parameter becomes X;
+- links from each create (`POST /things` answering 201) to every operation that takes the new
+  id: the item paths under `/things/{thing_id}`, and any other operation with a `thing_id`
+  parameter or body field (`*_thing_id` too, as in `from_warehouse_id`). A client generator or a
+  stateful tester follows them; a new router gets them by naming its path parameter `thing_id`.
 """
 
 from __future__ import annotations
@@ -14,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from stockroom.http.errors import PROBLEM_CONTENT_TYPE, Problem, ValidationProblem
 
 _METHODS = {"get", "post", "put", "patch", "delete"}
+ENTITY_TAGS = r'^(\*|(W/)?"[^"]*"(\s*,\s*(W/)?"[^"]*")*)$'
 
 
 def _problem(description: str, schema: str, example: dict[str, Any]) -> dict[str, Any]:
@@ -54,6 +63,16 @@ TOO_LARGE = _problem(
     "Problem",
     {"title": "Content Too Large", "status": 413, "detail": "...", "code": "payload_too_large"},
 )
+PRECONDITION_FAILED = _problem(
+    "If-Match does not match the resource's current ETag: it changed since you read it",
+    "Problem",
+    {
+        "title": "Precondition Failed",
+        "status": 412,
+        "detail": "the resource has changed since you read it (If-Match does not match)",
+        "code": "precondition_failed",
+    },
+)
 UNAVAILABLE = _problem(
     "The database is unavailable; retry later (Retry-After)",
     "Problem",
@@ -88,7 +107,12 @@ def install_openapi(app: FastAPI) -> None:
                 if method not in _METHODS:
                     continue
                 responses = operation.setdefault("responses", {})
-                if operation.get("parameters") or operation.get("requestBody"):
+                parameters = operation.get("parameters", [])
+                for parameter in parameters:
+                    _no_null_parameter(parameter)
+                if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in parameters):
+                    responses.setdefault("412", PRECONDITION_FAILED)
+                if parameters or operation.get("requestBody"):
                     responses.setdefault("422", VALIDATION)
                 if operation.get("requestBody"):
                     responses.setdefault("413", TOO_LARGE)
@@ -96,7 +120,88 @@ def install_openapi(app: FastAPI) -> None:
                     responses.setdefault("401", UNAUTHORIZED)
                 if not path.endswith("/health/live"):
                     responses.setdefault("503", UNAVAILABLE)
+        _add_create_links(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _no_null_parameter(parameter: dict[str, Any]) -> None:
+    if parameter["in"] not in {"query", "header"}:
+        return
+    schema = parameter.get("schema", {})
+    variants = schema.get("anyOf")
+    if not isinstance(variants, list):
+        if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+            schema.setdefault("pattern", ENTITY_TAGS)
+        return
+    concrete = [v for v in variants if v != {"type": "null"}]
+    if len(concrete) == 1 and len(concrete) < len(variants):
+        del schema["anyOf"]
+        parameter["schema"] = {**concrete[0], **schema}
+        if parameter["in"] == "header" and parameter["name"].lower() == "if-match":
+            parameter["schema"].setdefault("pattern", ENTITY_TAGS)
+
+
+def _body_properties(schema: dict[str, Any], operation: dict[str, Any]) -> set[str]:
+    content = operation.get("requestBody", {}).get("content", {})
+    body = content.get("application/json", {}).get("schema", {})
+    ref = body.get("$ref", "")
+    if ref.startswith("#/components/schemas/"):
+        body = schema["components"]["schemas"].get(ref.rsplit("/", 1)[1], {})
+    return set(body.get("properties", {}))
+
+
+def _add_create_links(schema: dict[str, Any]) -> None:
+    """Links from every `POST /things` (201) to the operations that take a thing's id."""
+    paths: dict[str, dict[str, Any]] = schema.get("paths", {})
+    for collection, item in paths.items():
+        created = item.get("post", {}).get("responses", {}).get("201")
+        key = next(
+            (
+                path[len(collection) + 2 : path.index("}", len(collection))]
+                for path in paths
+                if path.startswith(collection + "/{")
+            ),
+            None,
+        )
+        if created is None or key is None:
+            continue
+        # `{product_id}` is the created body's `id`; a resource addressed by another key
+        # (`/roles/{name}`) links only to its own item paths, by that field.
+        value = "$response.body#/id" if key.endswith("_id") else f"$response.body#/{key}"
+        links: dict[str, Any] = {}
+        for path, target_item in paths.items():
+            own = path.startswith(collection + "/{")
+            if not own and not key.endswith("_id"):
+                continue
+            for method, operation in target_item.items():
+                if method not in _METHODS or "operationId" not in operation:
+                    continue
+                target = operation["operationId"]
+                description = f"`{key}` = the created resource's {value.rsplit('/', 1)[1]}"
+                parameters = {
+                    f"{p['in']}.{p['name']}": value
+                    for p in operation.get("parameters", [])
+                    if p["name"] == key and p["in"] in {"path", "query"}
+                }
+                if parameters:
+                    links[target] = {
+                        "operationId": target,
+                        "parameters": parameters,
+                        "description": description,
+                    }
+                if method != "post" or own:
+                    continue
+                # One link per body field: `from_warehouse_id` and `to_warehouse_id` of one
+                # transfer must differ, so a single warehouse never fills both.
+                for name in sorted(_body_properties(schema, operation)):
+                    if name == key or name.endswith(f"_{key}"):
+                        links[f"{target}.{name}"] = {
+                            "operationId": target,
+                            "requestBody": {name: value},
+                            "description": description,
+                        }
+        if links:
+            created["links"] = links

@@ -56,9 +56,14 @@ class Sort:
     descending: bool = False
 
 
+def sort_values(allowed: Sequence[str]) -> list[str]:
+    """The values `?sort=` accepts: each field ascending, then each prefixed with `-`."""
+    return [*allowed, *(f"-{field}" for field in allowed)]
+
+
 def parse_sort(value: str | None, allowed: Sequence[str], default: str) -> Sort:
     """`name` or `-name`; an unknown field is a 422 naming the allowed ones."""
-    raw = (value or default).strip()
+    raw = value or default
     descending = raw.startswith("-")
     field = raw[1:] if descending else raw
     if field not in allowed:
@@ -71,12 +76,19 @@ def parse_sort(value: str | None, allowed: Sequence[str], default: str) -> Sort:
 
 
 def sort_param(allowed: Sequence[str], default: str) -> Callable[[str | None], Awaitable[Sort]]:
-    """A dependency that parses `?sort=` against the allowed fields of one list route."""
+    """A dependency that parses `?sort=` against the allowed fields of one list route.
+
+    Every list route takes its sort this way, so the OpenAPI document shows `sort` as an enum of
+    the allowed fields and their `-` (descending) variants and a client can generate it:
+
+        ProductSort = Annotated[Sort, Depends(sort_param(["name", "created_at"], "name"))]
+    """
     description = f"one of {', '.join(allowed)}; prefix with - for descending (default {default})"
+    schema = {"enum": sort_values(allowed), "default": default}
 
     async def dependency(
         sort: Annotated[
-            str | None, Query(description=description, max_length=64, pattern=r"^-?[a-z_]+$")
+            str | None, Query(description=description, json_schema_extra=schema)
         ] = None,
     ) -> Sort:
         return parse_sort(sort, allowed, default)
