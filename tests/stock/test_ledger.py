@@ -286,3 +286,82 @@ async def test_opposing_multi_level_postings_never_deadlock(fresh_database: str)
         async with live.sessionmaker() as session:
             assert await on_hand(session, product, first) == 960
             assert await on_hand(session, product, second) == 1040
+
+
+async def set_reserved(session: AsyncSession, product: Any, warehouse: Any, reserved: int) -> None:
+    await session.execute(
+        text("UPDATE stock_levels SET reserved = :r WHERE product_id = :p AND warehouse_id = :w"),
+        {"r": reserved, "p": product.id, "w": warehouse.id},
+    )
+
+
+async def test_a_keep_reserved_line_takes_only_available_stock(session: AsyncSession) -> None:
+    product = await make_product(session)
+    warehouse = await make_warehouse(session)
+    await make_stock(session, product, warehouse, 10)
+    await set_reserved(session, product, warehouse, 7)
+
+    error = await refused(session, [sale(product, warehouse, 4, keep_reserved=True)])
+    assert (error.status, error.code) == (409, "insufficient_available")
+
+    [movement] = await post_movements(
+        session, [sale(product, warehouse, 3, keep_reserved=True)], CTX
+    )
+    assert movement.on_hand_after == 7
+    # Without keep_reserved (damage, adjustments, counts) on hand may go below reserved.
+    [damage] = await post_movements(
+        session,
+        [
+            Line(
+                product_id=product.id,
+                warehouse_id=warehouse.id,
+                type=MovementType.DAMAGE,
+                quantity=2,
+                signed_quantity=-2,
+            )
+        ],
+        CTX,
+    )
+    assert damage.on_hand_after == 5
+
+
+async def test_reserved_and_on_order_move_with_the_posting(session: AsyncSession) -> None:
+    product = await make_product(session)
+    warehouse = await make_warehouse(session)
+    await make_stock(session, product, warehouse, 10)
+
+    def level_only(**deltas: int) -> Line:
+        return Line(
+            product_id=product.id,
+            warehouse_id=warehouse.id,
+            type=MovementType.SALE,
+            quantity=0,
+            signed_quantity=0,
+            keep_reserved=True,
+            **deltas,
+        )
+
+    async def level() -> tuple[int, int, int]:
+        row = (
+            await session.execute(
+                text(
+                    "SELECT on_hand, reserved, on_order FROM stock_levels "
+                    "WHERE product_id = :p AND warehouse_id = :w"
+                ),
+                {"p": product.id, "w": warehouse.id},
+            )
+        ).one()
+        return int(row[0]), int(row[1]), int(row[2])
+
+    # A confirmation reserves (available only), a shipment consumes its own reservation.
+    assert await post_movements(session, [level_only(reserved_delta=8)], CTX) == []
+    error = await refused(session, [level_only(reserved_delta=3)])
+    assert error.code == "insufficient_available"
+    [shipped] = await post_movements(
+        session, [sale(product, warehouse, 8, reserved_delta=-8, keep_reserved=True)], CTX
+    )
+    assert shipped.on_hand_after == 2
+    # A purchase order puts units on order; its receipt takes them off.
+    await post_movements(session, [level_only(on_order_delta=5)], CTX)
+    await post_movements(session, [receipt(product, warehouse, 5, on_order_delta=-5)], CTX)
+    assert await level() == (7, 0, 0)

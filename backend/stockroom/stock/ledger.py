@@ -39,6 +39,7 @@ from stockroom.http.errors import AppError
 from stockroom.stock.errors import (
     InactiveProduct,
     InactiveWarehouse,
+    InsufficientAvailable,
     InsufficientStock,
     ProductNotFound,
     StockLimitExceeded,
@@ -55,11 +56,13 @@ class Line:
     """One change to one level, and (unless `signed_quantity` is 0) its movement.
 
     `quantity` is the movement's quantity as posted and `signed_quantity` its change to on hand;
-    `in_transit_delta` changes the level's in_transit_out. A line with `signed_quantity == 0`
-    writes no movement (a transfer's completion releasing the source's in-transit units).
+    `in_transit_delta`, `reserved_delta` and `on_order_delta` change the level's other
+    quantities in the same statement. A line with `signed_quantity == 0` writes no movement (a
+    transfer's completion releasing the source's in-transit units, a confirmation reserving).
     `default_cost` / `default_price`: a missing unit cost / price is the product's own.
-    `keep_reserved`: reserved stock is not available to this line (sales, from migration 0011
-    on; ignored before it).
+    `keep_reserved`: on hand must stay at or above reserved, i.e. the line takes only available
+    stock (sales and new transfers; a shipment that consumes its own reservation with
+    `reserved_delta=-quantity` too).
     """
 
     product_id: uuid.UUID
@@ -68,6 +71,8 @@ class Line:
     quantity: int
     signed_quantity: int
     in_transit_delta: int = 0
+    reserved_delta: int = 0
+    on_order_delta: int = 0
     unit_cost: Decimal | None = None
     unit_price: Decimal | None = None
     default_cost: bool = False
@@ -76,6 +81,8 @@ class Line:
     note: str | None = None
     reverses_id: uuid.UUID | None = None
     transfer_id: uuid.UUID | None = None
+    purchase_order_id: uuid.UUID | None = None
+    sales_order_id: uuid.UUID | None = None
     require_active_product: bool = True
     require_active_warehouse: bool = True
     keep_reserved: bool = False
@@ -113,6 +120,8 @@ def _arguments(lines: Sequence[Line], ctx: Context) -> tuple[str, str]:
                 "quantity": line.quantity,
                 "signed_quantity": line.signed_quantity,
                 "in_transit_delta": line.in_transit_delta,
+                "reserved_delta": line.reserved_delta,
+                "on_order_delta": line.on_order_delta,
                 "unit_cost": _text(line.unit_cost),
                 "unit_price": _text(line.unit_price),
                 "default_cost": line.default_cost,
@@ -121,6 +130,8 @@ def _arguments(lines: Sequence[Line], ctx: Context) -> tuple[str, str]:
                 "note": line.note,
                 "reverses_id": _text(line.reverses_id),
                 "transfer_id": _text(line.transfer_id),
+                "purchase_order_id": _text(line.purchase_order_id),
+                "sales_order_id": _text(line.sales_order_id),
                 "require_active_product": line.require_active_product,
                 "require_active_warehouse": line.require_active_warehouse,
                 "keep_reserved": line.keep_reserved,
@@ -159,8 +170,18 @@ def _refusal(row: Any, lines: Sequence[Line]) -> AppError:
             warehouse_id=warehouse_id,
             **at,
         )
+    if reason == "insufficient_available":
+        return InsufficientAvailable(
+            f"not enough available stock: this {line.type.value} needs "
+            f"{-line.signed_quantity} on hand beyond the reserved units",
+            product_id=product_id,
+            warehouse_id=warehouse_id,
+            **at,
+        )
     if reason == "stock_limit_exceeded":
         return StockLimitExceeded(**at)
+    # insufficient_reserved / insufficient_on_order: the caller released more than it holds,
+    # which its own state transitions must prevent; a bug, not a client error.
     raise RuntimeError(f"stock_post refused with an unknown reason {reason!r}")
 
 
@@ -182,7 +203,8 @@ async def post_movements(
     written (in line order; lines with `signed_quantity == 0` write none).
 
     Raises the contract's error (404 ProductNotFound / WarehouseNotFound, 409 InactiveProduct /
-    InactiveWarehouse / InsufficientStock / StockLimitExceeded) for the first line refused; the
+    InactiveWarehouse / InsufficientStock / InsufficientAvailable / StockLimitExceeded) for the
+    first line refused; the
     function has then written nothing, and the caller's transaction is still usable.
     """
     if not lines:

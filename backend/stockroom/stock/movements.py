@@ -27,7 +27,7 @@ from stockroom.stock.schemas import MovementCreate, MovementRead
 
 def line_of(data: MovementCreate) -> Line:
     """The ledger line of a user's movement: a receipt defaults to the product's cost price, a
-    sale or return to its sale price."""
+    sale or return to its sale price; a sale takes only available stock."""
     return Line(
         product_id=data.product_id,
         warehouse_id=data.warehouse_id,
@@ -40,6 +40,9 @@ def line_of(data: MovementCreate) -> Line:
         default_price=data.type in (MovementType.SALE, MovementType.RETURN),
         reference=data.reference,
         note=data.note,
+        # Stock reserved for sales orders cannot be sold twice; damage, adjustments and counts
+        # may still take on hand below reserved (CONTRACT, sales orders).
+        keep_reserved=data.type is MovementType.SALE,
     )
 
 

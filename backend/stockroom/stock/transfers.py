@@ -66,6 +66,7 @@ async def _create_transfer(
         reference=data.reference,
         note=data.note,
         transfer_id=transfer.id,
+        keep_reserved=True,  # a new transfer takes only available stock (CONTRACT)
     )
     await ledger.post_movements(session, [debit], ctx)
     events.record(

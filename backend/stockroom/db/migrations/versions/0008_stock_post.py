@@ -1,7 +1,7 @@
 """stock_post(): the ledger posting primitive, one call per posting
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0011
 
 Every posting (movements, transfers, counts, reversals, and the order receipts and shipments of
 later revisions) goes through this one function: it checks the products and warehouses, locks
@@ -9,9 +9,11 @@ the levels in one fixed order, applies the guarded changes, inserts the movement
 outbox events, and returns the movements or the reason it refused (having written nothing).
 docs/stock.md describes its contract; stockroom.stock.ledger is its Python side.
 
-A later revision that changes the guard (for example to keep reserved stock, `keep_reserved`)
-replaces the function with CREATE OR REPLACE, carrying its own full copy: a migration describes
-the schema of its revision, so this text stays frozen.
+It follows 0011 (orders), so it knows reservations and on-order quantities: a line can move
+them with its on hand change (a shipment consumes its reservation, a confirmation reserves, a
+receipt reduces on order), and a line with `keep_reserved` may not take reserved stock. A later
+revision that changes the function replaces it with CREATE OR REPLACE, carrying its own full
+copy: a migration describes the schema of its revision, so this text stays frozen.
 """
 
 from collections.abc import Sequence
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0006"
+down_revision: str | None = "0011"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -31,8 +33,10 @@ CREATE TYPE stock_post_line AS (
     warehouse_id uuid,
     type text,
     quantity integer,
-    signed_quantity integer,    -- 0: no movement, only the in-transit change (transfer completion)
+    signed_quantity integer,    -- 0: no movement, only the level's other quantities change
     in_transit_delta integer,
+    reserved_delta integer,
+    on_order_delta integer,
     unit_cost numeric(12, 2),
     unit_price numeric(12, 2),
     default_cost boolean,       -- unit_cost NULL: take the product's cost price
@@ -41,9 +45,11 @@ CREATE TYPE stock_post_line AS (
     note text,
     reverses_id uuid,
     transfer_id uuid,
+    purchase_order_id uuid,
+    sales_order_id uuid,
     require_active_product boolean,
     require_active_warehouse boolean,
-    keep_reserved boolean,      -- reserved stock is not available to this line (see 0011)
+    keep_reserved boolean,      -- on hand must stay >= reserved (sales, transfers, shipments)
     event_id uuid,              -- stock.movement_posted
     occurred_at text,
     low_event_id uuid,          -- stock.level_low, used only when the line crosses the point
@@ -69,6 +75,8 @@ RETURNS TABLE (
     note text,
     reverses_id uuid,
     transfer_id uuid,
+    purchase_order_id uuid,
+    sales_order_id uuid,
     created_by uuid,
     request_id text,
     created_at timestamptz
@@ -101,7 +109,8 @@ BEGIN
         RETURN QUERY SELECT v_refusal.reason, v_refusal.line, NULL::uuid,
             v_refusal.product_id, v_refusal.warehouse_id, NULL::text, NULL::integer,
             NULL::integer, NULL::integer, NULL::numeric, NULL::numeric, NULL::text, NULL::text,
-            NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::timestamptz;
+            NULL::uuid, NULL::uuid, NULL::uuid, NULL::uuid, NULL::uuid, NULL::text,
+            NULL::timestamptz;
         RETURN;
     END IF;
 
@@ -115,29 +124,40 @@ BEGIN
       ORDER BY s.product_id, s.warehouse_id
         FOR UPDATE;
 
-    -- 3. The guard, on the locked rows: every line's running on hand and in transit stay at or
-    -- above zero (a missing level counts as 0) and within integer range.
+    -- 3. The guard, on the locked rows, line by line in line order (a missing level is all
+    -- zeros): on hand, in transit, reserved and on order stay >= 0 and on hand within int4;
+    -- a `keep_reserved` line leaves on hand >= reserved (available stock only).
     SELECT c.line, c.product_id, c.warehouse_id,
            CASE WHEN c.on_hand_after > 2147483647 THEN 'stock_limit_exceeded'
-                ELSE 'insufficient_stock' END AS reason
+                WHEN c.on_hand_after < 0 OR c.in_transit_after < 0 THEN 'insufficient_stock'
+                WHEN c.reserved_after < 0 THEN 'insufficient_reserved'
+                WHEN c.on_order_after < 0 THEN 'insufficient_on_order'
+                ELSE 'insufficient_available' END AS reason
       INTO v_refusal
-      FROM (SELECT l.line, l.product_id, l.warehouse_id,
+      FROM (SELECT l.line, l.product_id, l.warehouse_id, l.keep_reserved,
                    coalesce(s.on_hand, 0)::bigint + sum(l.signed_quantity) OVER run
                        AS on_hand_after,
                    coalesce(s.in_transit_out, 0)::bigint + sum(l.in_transit_delta) OVER run
-                       AS in_transit_after
+                       AS in_transit_after,
+                   coalesce(s.reserved, 0)::bigint + sum(l.reserved_delta) OVER run
+                       AS reserved_after,
+                   coalesce(s.on_order, 0)::bigint + sum(l.on_order_delta) OVER run
+                       AS on_order_after
               FROM unnest(v_lines) AS l
               LEFT JOIN stock_levels s
                 ON s.product_id = l.product_id AND s.warehouse_id = l.warehouse_id
             WINDOW run AS (PARTITION BY l.product_id, l.warehouse_id ORDER BY l.line)) AS c
      WHERE c.on_hand_after < 0 OR c.in_transit_after < 0 OR c.on_hand_after > 2147483647
+        OR c.reserved_after < 0 OR c.on_order_after < 0
+        OR (c.keep_reserved AND c.on_hand_after < c.reserved_after)
      ORDER BY c.line
      LIMIT 1;
     IF FOUND THEN
         RETURN QUERY SELECT v_refusal.reason, v_refusal.line, NULL::uuid,
             v_refusal.product_id, v_refusal.warehouse_id, NULL::text, NULL::integer,
             NULL::integer, NULL::integer, NULL::numeric, NULL::numeric, NULL::text, NULL::text,
-            NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::timestamptz;
+            NULL::uuid, NULL::uuid, NULL::uuid, NULL::uuid, NULL::uuid, NULL::text,
+            NULL::timestamptz;
         RETURN;
     END IF;
 
@@ -147,12 +167,16 @@ BEGIN
     RETURN QUERY
     WITH nets AS (
         SELECT l.product_id, l.warehouse_id,
-               sum(l.signed_quantity)::integer AS on_hand, sum(l.in_transit_delta)::integer AS transit
+               sum(l.signed_quantity)::integer AS on_hand,
+               sum(l.in_transit_delta)::integer AS transit,
+               sum(l.reserved_delta)::integer AS reserved,
+               sum(l.on_order_delta)::integer AS on_order
           FROM unnest(v_lines) AS l
          GROUP BY l.product_id, l.warehouse_id
     ), updated AS (
         UPDATE stock_levels s
            SET on_hand = s.on_hand + n.on_hand, in_transit_out = s.in_transit_out + n.transit,
+               reserved = s.reserved + n.reserved, on_order = s.on_order + n.on_order,
                updated_at = now()
           FROM nets n
          WHERE s.product_id = n.product_id AND s.warehouse_id = n.warehouse_id
@@ -160,8 +184,9 @@ BEGIN
     ), created AS (
         -- Levels missing in step 3 (their net change is >= 0 there). One created meanwhile by
         -- a concurrent posting is added to instead: its units only make the guard hold better.
-        INSERT INTO stock_levels AS s (product_id, warehouse_id, on_hand, in_transit_out, updated_at)
-        SELECT n.product_id, n.warehouse_id, n.on_hand, n.transit, now()
+        INSERT INTO stock_levels AS s (product_id, warehouse_id, on_hand, in_transit_out,
+                                       reserved, on_order, updated_at)
+        SELECT n.product_id, n.warehouse_id, n.on_hand, n.transit, n.reserved, n.on_order, now()
           FROM nets n
          WHERE NOT EXISTS (SELECT 1 FROM stock_levels x
                             WHERE x.product_id = n.product_id AND x.warehouse_id = n.warehouse_id)
@@ -169,6 +194,8 @@ BEGIN
         ON CONFLICT (product_id, warehouse_id) DO UPDATE
            SET on_hand = s.on_hand + EXCLUDED.on_hand,
                in_transit_out = s.in_transit_out + EXCLUDED.in_transit_out,
+               reserved = s.reserved + EXCLUDED.reserved,
+               on_order = s.on_order + EXCLUDED.on_order,
                updated_at = EXCLUDED.updated_at
         RETURNING s.product_id, s.warehouse_id, s.on_hand
     ), applied AS (
@@ -189,10 +216,10 @@ BEGIN
     ), movements AS (
         INSERT INTO stock_movements (id, product_id, warehouse_id, type, quantity,
             signed_quantity, on_hand_after, unit_cost, unit_price, reference, note, reverses_id,
-            transfer_id, created_by, request_id, created_at)
+            transfer_id, purchase_order_id, sales_order_id, created_by, request_id, created_at)
         SELECT m.id, m.product_id, m.warehouse_id, m.type, m.quantity, m.signed_quantity,
                m.on_hand_after, m.cost, m.price, m.reference, m.note, m.reverses_id,
-               m.transfer_id, (p_ctx ->> 'created_by')::uuid, p_ctx ->> 'request_id',
+               m.transfer_id, m.purchase_order_id, m.sales_order_id, (p_ctx ->> 'created_by')::uuid, p_ctx ->> 'request_id',
                (p_ctx ->> 'created_at')::timestamptz
           FROM moved m
          WHERE m.signed_quantity <> 0
@@ -214,7 +241,9 @@ BEGIN
                            'quantity', m.quantity, 'signed_quantity', m.signed_quantity,
                            'on_hand_after', m.on_hand_after, 'unit_price', m.price::text,
                            'reference', m.reference, 'reverses_id', m.reverses_id,
-                           'transfer_id', m.transfer_id) AS data
+                           'transfer_id', m.transfer_id,
+                           'purchase_order_id', m.purchase_order_id,
+                           'sales_order_id', m.sales_order_id) AS data
                   FROM moved m
                  WHERE m.signed_quantity <> 0
                 UNION ALL
@@ -233,7 +262,8 @@ BEGIN
     )
     SELECT NULL::text, m.line, m.id, m.product_id, m.warehouse_id, m.type, m.quantity,
            m.signed_quantity, m.on_hand_after, m.cost, m.price, m.reference, m.note,
-           m.reverses_id, m.transfer_id, (p_ctx ->> 'created_by')::uuid, p_ctx ->> 'request_id',
+           m.reverses_id, m.transfer_id, m.purchase_order_id, m.sales_order_id,
+           (p_ctx ->> 'created_by')::uuid, p_ctx ->> 'request_id',
            (p_ctx ->> 'created_at')::timestamptz
       FROM moved m
      WHERE m.signed_quantity <> 0
