@@ -39,6 +39,7 @@ from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
+from stockroom.types import SafeText
 
 router = APIRouter()
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -52,7 +53,6 @@ RoleSort = Annotated[Sort, Depends(sort_param(["name", "created_at"], "name"))]
 RoleNameParam = Annotated[
     str, Path(min_length=2, max_length=64, pattern=ROLE_NAME_PATTERN, description="role name")
 ]
-NO_NUL = r"^[^\x00]*$"
 
 
 def _user_read(view: UserView) -> UserRead:
@@ -216,10 +216,9 @@ async def list_users(
     pagination: Pagination,
     sort: UserSort,
     q: Annotated[
-        str | None,
+        SafeText | None,
         Query(
             max_length=200,
-            pattern=NO_NUL,
             description="case-insensitive substring of email or full name",
         ),
     ] = None,

@@ -33,6 +33,7 @@ from stockroom.catalog.service import integrity_error, integrity_error_of_constr
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
 from stockroom.http.context import Context
+from stockroom.types import UNSAFE_TEXT_MESSAGE, has_unsafe_characters
 
 BATCH_ROWS = 5_000
 MAX_REPORTED_ERRORS = 1_000
@@ -173,6 +174,9 @@ def _parse_row(
     for column, index in columns.index.items():
         raw = cells[index].strip() if index < width else ""
         name = COLUMNS[column]
+        if has_unsafe_characters(raw):
+            errors.append(RowError(row, name, UNSAFE_TEXT_MESSAGE))
+            continue
         if name == "sku":
             if not SKU.match(raw):
                 errors.append(RowError(row, "sku", "required: 1-64 letters, digits or . _ / - "))

@@ -49,13 +49,14 @@ from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
+from stockroom.types import SafeText
 
 router = APIRouter()
 
 Reader = Annotated[Principal, Depends(require(Perm.CATALOG_READ))]
 Writer = Annotated[Principal, Depends(require(Perm.CATALOG_WRITE))]
 Search = Annotated[
-    str | None,
+    SafeText | None,
     Query(min_length=1, max_length=200, description="case-insensitive substring search"),
 ]
 READ_ERRORS = (401, 403, 422)
@@ -369,7 +370,7 @@ product_router = APIRouter(prefix="/products", tags=["products"])
 
 async def product_filters(
     q: Annotated[
-        str | None,
+        SafeText | None,
         Query(
             min_length=1,
             max_length=200,

@@ -37,6 +37,7 @@ from stockroom.stock.schemas import (
     TransferCreate,
     TransferRead,
 )
+from stockroom.types import SafeText
 
 router = APIRouter()
 
@@ -103,7 +104,7 @@ def _movement_filter(
     product_id: Annotated[uuid.UUID | None, Query()] = None,
     warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
     type: Annotated[MovementType | None, Query(description="movement type")] = None,
-    reference: Annotated[str | None, Query(max_length=100)] = None,
+    reference: Annotated[SafeText | None, Query(max_length=100)] = None,
     created_from: Annotated[
         UtcDateTime | None, Query(description="inclusive; ISO 8601 (UTC if no offset)")
     ] = None,
