@@ -33,6 +33,7 @@ from stockroom.catalog.service import integrity_error, integrity_error_of_constr
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
 from stockroom.http.context import Context
+from stockroom.safe_csv import unescape_cell
 from stockroom.types import UNSAFE_TEXT_MESSAGE, has_unsafe_characters
 
 BATCH_ROWS = 5_000
@@ -177,6 +178,7 @@ def _parse_row(
         if has_unsafe_characters(raw):
             errors.append(RowError(row, name, UNSAFE_TEXT_MESSAGE))
             continue
+        raw = unescape_cell(raw)  # an export's `'=...` cell is the text `=...`
         if name == "sku":
             if not SKU.match(raw):
                 errors.append(RowError(row, "sku", "required: 1-64 letters, digits or . _ / - "))
