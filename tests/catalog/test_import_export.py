@@ -327,7 +327,7 @@ async def test_an_import_of_many_batches_is_still_all_or_nothing(
 
 
 FORMULAS = {
-    "name": "=HYPERLINK(\"http://evil.example\",\"click\")",
+    "name": '=HYPERLINK("http://evil.example","click")',
     "description": "+1+cmd|' /C calc'!A0",
     "unit": "-box",
     "barcode": "@SUM(A1)",

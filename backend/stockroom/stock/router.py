@@ -137,7 +137,8 @@ Filters = Annotated[MovementFilter, Depends(_movement_filter)]
     description="Types and signs: receipt (+), return (+), sale (-), damage (-), adjustment "
     "(signed, never 0). transfer_out, transfer_in and count are system-only (422). adjustment "
     "and damage need stock:adjust. A sale records unit_price (default: the product's sale "
-    "price), a receipt unit_cost (default: its cost price). A movement that would take on hand "
+    "price), a receipt unit_cost (default: its cost price; sending unit_cost needs costs:read, "
+    "403 otherwise). A movement that would take on hand "
     "below zero is 409 insufficient_stock and writes nothing; an unknown product or warehouse "
     "is 404; an inactive one is 409 (inactive_product, inactive_warehouse)."
     + _IDEMPOTENT
@@ -154,6 +155,9 @@ async def post_stock_movement(
     """Post a stock movement to the ledger."""
     if data.type in ADJUST_MOVEMENT_TYPES:
         await ensure_permissions(request, session, principal, Perm.STOCK_ADJUST)
+    if data.unit_cost is not None:
+        # A caller never sets a cost it may not see (it would poison margins and valuations).
+        await ensure_permissions(request, session, principal, Perm.COSTS_READ)
     result = await service.post_movement_idempotent(session, data, ctx, key)
     return _respond(
         result,
