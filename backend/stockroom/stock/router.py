@@ -426,7 +426,9 @@ async def cancel_stock_transfer(
     description="Records a physical count. `expected` is on hand now; `variance` = counted - "
     "expected. If |variance| <= COUNT_VARIANCE_THRESHOLD it is applied at once as a `count` "
     "movement (status applied), else the count waits for review (pending_review) and nothing "
-    "moves." + _IDEMPOTENT,
+    "moves. The threshold bounds the total |variance| applied without review per product and "
+    "warehouse over 24 hours, so small counts cannot add up to an unreviewed write-off."
+    + _IDEMPOTENT,
 )
 async def record_stock_count(
     request: Request,

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
-from stockroom.db.base import uuid7
+from stockroom.db.base import utcnow, uuid7
 from stockroom.db.session import transaction
 from stockroom.http.context import Context
 from stockroom.http.errors import ValidationFailed
@@ -60,6 +61,8 @@ from stockroom.stock.schemas import (
 )
 
 _NUMERIC_OUT_OF_RANGE = "22003"
+# Counts applied without review within this window share one COUNT_VARIANCE_THRESHOLD.
+COUNT_REVIEW_WINDOW = timedelta(hours=24)
 
 
 def _actor_id(ctx: Context) -> uuid.UUID | None:
@@ -598,7 +601,13 @@ async def _record_count(
     # The level row stays locked until commit: the expected quantity cannot move under us.
     expected = await repository.lock_level(session, data.product_id, data.warehouse_id)
     variance = data.counted_quantity - expected
-    within = abs(variance) <= variance_threshold
+    # The threshold bounds the total applied without review per product and warehouse over a
+    # day, so that small counts cannot add up to an unreviewed write-off. The level lock above
+    # serialises counts of one product and warehouse, so the sum cannot race.
+    applied = await repository.variance_applied_since(
+        session, data.product_id, data.warehouse_id, utcnow() - COUNT_REVIEW_WINDOW
+    )
+    within = abs(variance) + applied <= variance_threshold
     movement_id: uuid.UUID | None = None
     if within and variance != 0:
         movement = await _post(
