@@ -359,7 +359,7 @@ async def test_export_neutralises_formula_like_cells_and_reimports_them_unchange
 def test_every_formula_start_is_neutralised_and_read_back() -> None:
     from stockroom.safe_csv import safe_cell, unescape_cell
 
-    for text in ["=1", "+1", "-1", "@x", "\tx", "\rx", "'=x", "''+x", "'plain", "plain", ""]:
-        written = safe_cell(text)
-        assert not written.startswith(("=", "+", "-", "@", "\t", "\r")), text
-        assert unescape_cell(written) == text
+    for value in ["=1", "+1", "-1", "@x", "\tx", "\rx", "'=x", "''+x", "'plain", "plain", ""]:
+        written = safe_cell(value)
+        assert not written.startswith(("=", "+", "-", "@", "\t", "\r")), value
+        assert unescape_cell(written) == value
