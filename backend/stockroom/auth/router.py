@@ -90,6 +90,12 @@ def _role_read(view: RoleView) -> RoleRead:
 # --- /auth -------------------------------------------------------------------------------------
 
 
+def _no_store(response: Response) -> None:
+    # RFC 6749 5.1: no cache (browser, proxy) may keep a response that holds tokens.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 @auth_router.post(
     "/register",
     status_code=201,
@@ -122,8 +128,10 @@ async def login(
     settings: AppSettings,
     ctx: AnonymousContext,
     now: Now,
+    response: Response,
 ) -> TokenPair:
     """Log in with the OAuth2 password form (`username` = email) and get a token pair."""
+    _no_store(response)
     return await service.login(session, form.username, form.password, settings, ctx, now)
 
 
@@ -134,9 +142,15 @@ async def login(
     responses=problem_responses(401, 422, 429),
 )
 async def login_json(
-    data: LoginRequest, session: Session, settings: AppSettings, ctx: AnonymousContext, now: Now
+    data: LoginRequest,
+    session: Session,
+    settings: AppSettings,
+    ctx: AnonymousContext,
+    now: Now,
+    response: Response,
 ) -> TokenPair:
     """Log in with a JSON body `{email, password}` and get a token pair."""
+    _no_store(response)
     return await service.login(session, data.email, data.password, settings, ctx, now)
 
 
@@ -147,9 +161,15 @@ async def login_json(
     responses=problem_responses(401, 422),
 )
 async def refresh(
-    data: RefreshRequest, session: Session, settings: AppSettings, ctx: AnonymousContext, now: Now
+    data: RefreshRequest,
+    session: Session,
+    settings: AppSettings,
+    ctx: AnonymousContext,
+    now: Now,
+    response: Response,
 ) -> TokenPair:
     """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
+    _no_store(response)
     return await service.refresh(session, data.refresh_token, settings, ctx, now)
 
 
