@@ -4,11 +4,13 @@ threshold, else held for review; approval applies the variance to on hand *at ap
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
+from stockroom.db.base import utcnow
 from stockroom.db.session import transaction
 from stockroom.http.context import Context
 from stockroom.http.idempotency import IdempotencyKey, StoredResponse, run_idempotent
@@ -19,6 +21,9 @@ from stockroom.stock.errors import CountNotFound, InvalidTransition
 from stockroom.stock.ledger import Line
 from stockroom.stock.models import CountStatus, MovementType, StockCount
 from stockroom.stock.schemas import CountCreate, CountRead
+
+# Counts applied without review within this window share one COUNT_VARIANCE_THRESHOLD.
+COUNT_REVIEW_WINDOW = timedelta(hours=24)
 
 
 def _count_event_data(count: StockCount) -> dict[str, Any]:
@@ -55,7 +60,13 @@ async def _record_count(
     # The level row stays locked until commit: the expected quantity cannot move under us.
     expected = await repository.lock_level(session, data.product_id, data.warehouse_id)
     variance = data.counted_quantity - expected
-    within = abs(variance) <= variance_threshold
+    # The threshold bounds the total applied without review per product and warehouse over a
+    # day, so that small counts cannot add up to an unreviewed write-off. The level lock above
+    # serialises counts of one product and warehouse, so the sum cannot race.
+    applied = await repository.variance_applied_since(
+        session, data.product_id, data.warehouse_id, utcnow() - COUNT_REVIEW_WINDOW
+    )
+    within = abs(variance) + applied <= variance_threshold
     movement_id: uuid.UUID | None = None
     if within and variance != 0:
         [movement] = await ledger.post_movements(

@@ -387,6 +387,21 @@ def add_count(session: AsyncSession, **values: Any) -> StockCount:
     return count
 
 
+async def variance_applied_since(
+    session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID, since: datetime
+) -> int:
+    """The total size (sum of |variance|) of the counts applied without review since `since`."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(func.abs(StockCount.variance)), 0)).where(
+            StockCount.product_id == product_id,
+            StockCount.warehouse_id == warehouse_id,
+            StockCount.status == CountStatus.APPLIED.value,
+            StockCount.created_at >= since,
+        )
+    )
+    return int(total or 0)
+
+
 async def get_count(session: AsyncSession, count_id: uuid.UUID) -> StockCount | None:
     return await session.get(StockCount, count_id)
 
