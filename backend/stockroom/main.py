@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import secrets
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
@@ -112,3 +117,20 @@ def create_app(
         # headers say (uvicorn's own proxy handling stays off: see cli.serve).
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, built without a database, a server or a data folder."""
+    # A throwaway key: Settings() would otherwise create one in the data folder.
+    app = create_app(Settings(secret_key=secrets.token_urlsafe(48)))
+    return app.openapi()
+
+
+if __name__ == "__main__":
+    # `python -m stockroom.main [PATH]`: the document as JSON (clients generate their types
+    # from it; examples/web-client does in CI).
+    text = json.dumps(openapi_document(), indent=2) + "\n"
+    if len(sys.argv) > 1:
+        Path(sys.argv[1]).write_text(text)
+    else:
+        sys.stdout.write(text)

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler, WithJsonSchema
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import core_schema
 
 # C0 and C1 control characters except tab and newline, and lone surrogates (a JSON body can
 # carry "\ud800", which neither PostgreSQL nor a UTF-8 encoder accepts as text).
@@ -30,7 +35,34 @@ def refuse_unsafe_characters(value: str) -> str:
     return value
 
 
-SAFE_TEXT = AfterValidator(refuse_unsafe_characters)
+SAFE_TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
+"""`_UNSAFE_CHARACTERS` as the OpenAPI document states it (lone surrogates cannot be drawn from
+a JSON Schema pattern, and a generated client never sends one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _SafeTextCheck:
+    """`refuse_unsafe_characters` after the other checks, and the rule in the JSON schema."""
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        return core_schema.no_info_after_validator_function(
+            refuse_unsafe_characters, handler(source)
+        )
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        if "pattern" in json_schema:  # a field's own pattern (sku, code): both must hold
+            json_schema.setdefault("allOf", []).append({"pattern": SAFE_TEXT_PATTERN})
+        else:
+            json_schema["pattern"] = SAFE_TEXT_PATTERN
+        return json_schema
+
+
+SAFE_TEXT = _SafeTextCheck()
 """The check of `SafeText`, for text with limits: `Annotated[str, StringConstraints(...),
 SAFE_TEXT]`. It goes last, so that stripping, lengths and patterns apply as they read (pydantic
 applies constraints written after a validator generically: lengths before stripping)."""
@@ -38,3 +70,39 @@ applies constraints written after a validator generically: lengths before stripp
 SafeText = Annotated[str, SAFE_TEXT]
 """Text from a caller (a body field, a query parameter, a CSV cell): NUL or another control
 character other than tab and newline is a 422. Every text input is of this type."""
+
+
+# Money in a request is a decimal string (CONTRACT: "never a float") that `Numeric(12, 2)` holds:
+# at most 10 integer digits without leading zeros, at most 2 places. The pattern is checked
+# before Decimal parsing, so the OpenAPI document states exactly what is accepted ("1e3",
+# "1_000", " 5" and 10.5 as a JSON number are refused, as the schema says).
+MONEY_PATTERN = r"^(0|[1-9]\d{0,9})(\.\d{1,2})?$"
+POSITIVE_MONEY_PATTERN = r"^([1-9]\d{0,9}(\.\d{1,2})?|0\.(0[1-9]|[1-9]\d?))$"
+
+
+def _money_string(pattern: str, what: str) -> Callable[[object], object]:
+    compiled = re.compile(pattern)
+
+    def check(value: object) -> object:
+        if isinstance(value, Decimal):  # built in code, not parsed from a request
+            return value
+        if not isinstance(value, str) or not compiled.match(value):
+            raise ValueError(f'expected {what} decimal string such as "10.50"')
+        return value
+
+    return check
+
+
+MoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_string(MONEY_PATTERN, "a non-negative")),
+    WithJsonSchema({"type": "string", "pattern": MONEY_PATTERN, "examples": ["10.50"]}),
+]
+"""An amount of money >= 0 in a request: a decimal string like "10.50"."""
+
+PositiveMoneyIn = Annotated[
+    Decimal,
+    BeforeValidator(_money_string(POSITIVE_MONEY_PATTERN, "a positive")),
+    WithJsonSchema({"type": "string", "pattern": POSITIVE_MONEY_PATTERN, "examples": ["10.50"]}),
+]
+"""An amount of money > 0 in a request: a decimal string like "10.50"."""

@@ -37,6 +37,22 @@ CONTRACT_REFUSALS: dict[str, set[tuple[str, str | None]]] = {
     "POST /api/v1/categories": {("validation_error", "body.parent_id")},
     "PATCH /api/v1/categories/{category_id}": {("validation_error", "body.parent_id")},
     "POST /api/v1/products/import": {("import_rejected", None)},
+    # cost_price above sale_price; a category or supplier that does not exist.
+    "POST /api/v1/products": {
+        ("validation_error", "body.cost_price"),
+        ("validation_error", "body.category_id"),
+        ("validation_error", "body.supplier_id"),
+    },
+    "PATCH /api/v1/products/{product_id}": {
+        ("validation_error", "body.cost_price"),
+        ("validation_error", "body.category_id"),
+        ("validation_error", "body.supplier_id"),
+    },
+    # The same warehouse at both ends (TransferCreate's one cross-field rule, and the service's).
+    "POST /api/v1/stock-transfers": {
+        ("validation_error", "body"),
+        ("validation_error", "body.to_warehouse_id"),
+    },
 }
 
 

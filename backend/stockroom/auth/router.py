@@ -293,7 +293,7 @@ async def create_user(
 
 
 @users_router.get(
-    "/{user_id}", response_model=UserRead, responses=problem_responses(401, 403, 404, 422)
+    "/{user_id:uuid}", response_model=UserRead, responses=problem_responses(401, 403, 404, 422)
 )
 async def get_user(
     user_id: uuid.UUID, _: ReadUsers, session: Session, response: Response
@@ -303,7 +303,7 @@ async def get_user(
 
 
 @users_router.patch(
-    "/{user_id}",
+    "/{user_id:uuid}",
     response_model=UserRead,
     responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
@@ -323,7 +323,7 @@ async def update_user(
 
 
 @users_router.delete(
-    "/{user_id}",
+    "/{user_id:uuid}",
     status_code=204,
     response_class=Response,
     responses=problem_responses(401, 403, 404, 409, 412, 422),

@@ -22,17 +22,14 @@ from pydantic import (
     computed_field,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
-from stockroom.types import SAFE_TEXT
+from stockroom.types import SAFE_TEXT, MoneyIn, PositiveMoneyIn
 
 MoneyStr = Annotated[
     Decimal,
     PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
     Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
-]
-MoneyIn = Annotated[
-    Decimal,
-    Field(max_digits=12, decimal_places=2, description='a decimal string like "10.50"'),
 ]
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
@@ -65,7 +62,7 @@ class CategoryCreate(_In):
 
 
 class CategoryUpdate(_In):
-    name: CategoryName | None = None
+    name: CategoryName | SkipJsonSchema[None] = None
     description: OptionalText = None
     parent_id: uuid.UUID | None = None
 
@@ -99,7 +96,7 @@ class SupplierCreate(_In):
 
 
 class SupplierUpdate(_In):
-    name: Name | None = None
+    name: Name | SkipJsonSchema[None] = None
     email: Email | None = None
     phone: Phone = None
     address: OptionalText = None
@@ -144,10 +141,10 @@ class WarehouseCreate(_In):
 
 
 class WarehouseUpdate(_In):
-    code: WarehouseCode | None = None
-    name: Name | None = None
+    code: WarehouseCode | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
     address: OptionalText = None
-    is_active: StrictBool | None = None
+    is_active: StrictBool | SkipJsonSchema[None] = None
 
     @field_validator("code", "name", "is_active")
     @classmethod
@@ -196,8 +193,8 @@ class ProductCreate(_In):
     supplier_id: uuid.UUID | None = None
     unit: Unit = "each"
     barcode: Barcode | None = None
-    cost_price: Annotated[MoneyIn, Field(ge=0)] = Decimal("0.00")
-    sale_price: Annotated[MoneyIn, Field(gt=0)]
+    cost_price: MoneyIn = Decimal("0.00")
+    sale_price: PositiveMoneyIn
     reorder_point: Quantity = 0
     reorder_quantity: Quantity = 0
 
@@ -205,17 +202,17 @@ class ProductCreate(_In):
 class ProductUpdate(_In):
     """Partial update: only the fields sent change. `null` clears an optional field."""
 
-    sku: Sku | None = None
-    name: Name | None = None
+    sku: Sku | SkipJsonSchema[None] = None
+    name: Name | SkipJsonSchema[None] = None
     description: OptionalText = None
     category_id: uuid.UUID | None = None
     supplier_id: uuid.UUID | None = None
-    unit: Unit | None = None
+    unit: Unit | SkipJsonSchema[None] = None
     barcode: Barcode | None = None
-    cost_price: Annotated[MoneyIn, Field(ge=0)] | None = None
-    sale_price: Annotated[MoneyIn, Field(gt=0)] | None = None
-    reorder_point: Quantity | None = None
-    reorder_quantity: Quantity | None = None
+    cost_price: MoneyIn | SkipJsonSchema[None] = None
+    sale_price: PositiveMoneyIn | SkipJsonSchema[None] = None
+    reorder_point: Quantity | SkipJsonSchema[None] = None
+    reorder_quantity: Quantity | SkipJsonSchema[None] = None
 
     @field_validator(
         "sku", "name", "unit", "cost_price", "sale_price", "reorder_point", "reorder_quantity"

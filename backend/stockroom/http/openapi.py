@@ -97,6 +97,8 @@ def install_openapi(app: FastAPI) -> None:
             routes=app.routes,
         )
         components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
         for model in (Problem, ValidationProblem):
             model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
             for name, definition in model_schema.pop("$defs", {}).items():
@@ -113,6 +115,10 @@ def install_openapi(app: FastAPI) -> None:
                 if any(p["in"] == "header" and p["name"].lower() == "if-match" for p in parameters):
                     responses.setdefault("412", PRECONDITION_FAILED)
                 if parameters or operation.get("requestBody"):
+                    # FastAPI's own 422 entry describes its `{"detail": [...]}` body; the
+                    # handler in http/errors.py answers a ValidationProblem instead.
+                    if "HTTPValidationError" in str(responses.get("422", "")):
+                        del responses["422"]
                     responses.setdefault("422", VALIDATION)
                 if operation.get("requestBody"):
                     responses.setdefault("413", TOO_LARGE)

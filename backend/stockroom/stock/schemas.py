@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
@@ -17,16 +17,12 @@ from pydantic import (
 )
 
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
-from stockroom.types import SAFE_TEXT
+from stockroom.types import SAFE_TEXT, MoneyIn
 
 MoneyStr = Annotated[
     Decimal,
     PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
     Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
-]
-MoneyIn = Annotated[
-    Decimal,
-    Field(ge=0, max_digits=12, decimal_places=2, description='a decimal string like "10.50"'),
 ]
 # One movement moves at most a million units: far beyond any real one, and far from int4 limits.
 MAX_QUANTITY = 1_000_000
@@ -63,8 +59,32 @@ class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
 
+def _movement_rules(schema: dict[str, Any]) -> None:
+    """`_check_rules` below, for the OpenAPI document: one branch per postable type."""
+    positive = {"minimum": 1}
+    no_cost, no_price = {"unit_cost": {"type": "null"}}, {"unit_price": {"type": "null"}}
+    branches = [
+        (COSTED_MOVEMENT_TYPES, positive, no_price),
+        (PRICED_MOVEMENT_TYPES, positive, no_cost),
+        ({MovementType.DAMAGE}, positive, {**no_cost, **no_price}),
+        ({MovementType.ADJUSTMENT}, {"not": {"const": 0}}, {**no_cost, **no_price}),
+    ]
+    schema["anyOf"] = [
+        {
+            "properties": {
+                "type": {"enum": sorted(t.value for t in types)},
+                "quantity": quantity,
+                **extra,
+            }
+        }
+        for types, quantity, extra in branches
+    ]
+
+
 class MovementCreate(_In):
     """A movement posted by a user. `transfer_in`, `transfer_out` and `count` are system-only."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_movement_rules)
 
     product_id: uuid.UUID
     warehouse_id: uuid.UUID
