@@ -5,7 +5,7 @@ password changes (by the user or an administrator) and when the user is deactiva
 reactivated, so a reactivated user's old tokens stay dead.
 
 Revision ID: 0007
-Revises: 0011
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0011"
+down_revision: str | None = "0008"
 branch_labels: str | None = None
 depends_on: str | None = None
 
