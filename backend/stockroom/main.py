@@ -13,6 +13,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from stockroom.activity.pages import router as pages_router
 from stockroom.activity.router import router as activity_router
+from stockroom.auth.deps import authenticate_before_body
 from stockroom.auth.lifespan import auth_startup
 from stockroom.auth.router import router as auth_router
 from stockroom.catalog.router import router as catalog_router
@@ -29,6 +30,9 @@ from stockroom.settings import Settings, get_settings
 from stockroom.stock.router import router as stock_router
 
 API_PREFIX = "/api/v1"
+# The only routes that take a body over MAX_BODY_BYTES (up to MAX_UPLOAD_BYTES), each from an
+# authenticated caller only (checked before the body is read).
+UPLOAD_ROUTES = frozenset({("POST", f"{API_PREFIX}/products/import")})
 
 
 def create_app(
@@ -90,6 +94,8 @@ def create_app(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        upload_routes=UPLOAD_ROUTES,
+        authenticate=authenticate_before_body,
     )
     if settings.cors_origins:
         app.add_middleware(
