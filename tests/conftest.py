@@ -34,6 +34,8 @@ from stockroom.db.engine import create_engine, normalize_url
 from stockroom.main import create_app
 from stockroom.settings import Settings
 
+pytest_plugins = ["tests.support.watchdog"]
+
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
 
