@@ -23,6 +23,7 @@ from stockroom.http.metrics import CONTENT_TYPE_LATEST, generate_latest
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
+from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
 from stockroom.settings import Settings, get_settings
 from stockroom.stock.router import router as stock_router
@@ -72,6 +73,7 @@ def create_app(
         auth_router,
         catalog_router,
         stock_router,
+        purchasing_router,
         reports_router,
         activity_router,
     ):
