@@ -25,6 +25,7 @@ from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
 from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
+from stockroom.sales.router import router as sales_router
 from stockroom.settings import Settings, get_settings
 from stockroom.stock.router import router as stock_router
 
@@ -74,6 +75,7 @@ def create_app(
         catalog_router,
         stock_router,
         purchasing_router,
+        sales_router,
         reports_router,
         activity_router,
     ):

@@ -22,9 +22,14 @@ from pydantic import (
 
 from stockroom.http.params import UtcDateTime
 from stockroom.purchasing.models import PurchaseOrderStatus
+from stockroom.stock.order_schemas import (
+    MAX_LINES,
+    LineQuantity,
+    distinct_lines,
+    distinct_products,
+)
 from stockroom.stock.schemas import MoneyIn, MoneyStr, Note, Quantity, Reference
 
-MAX_LINES = 500
 Number = Annotated[str, StringConstraints(max_length=20)]
 
 
@@ -34,26 +39,6 @@ class _In(BaseModel):
 
 class _Out(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-
-
-def distinct_products(lines: list[Any]) -> list[Any]:
-    """A product at most once per order (its lines are per product)."""
-    seen: set[uuid.UUID] = set()
-    for line in lines:
-        if line.product_id in seen:
-            raise ValueError(f"product {line.product_id} appears on more than one line")
-        seen.add(line.product_id)
-    return lines
-
-
-def distinct_lines(lines: list[Any]) -> list[Any]:
-    """A line at most once per receipt or shipment."""
-    seen: set[uuid.UUID] = set()
-    for line in lines:
-        if line.line_id in seen:
-            raise ValueError(f"line {line.line_id} appears more than once")
-        seen.add(line.line_id)
-    return lines
 
 
 class PurchaseOrderLineIn(_In):
@@ -99,14 +84,9 @@ class PurchaseOrderUpdate(_In):
         return value
 
 
-class ReceiptLine(_In):
-    line_id: uuid.UUID
-    quantity: Quantity
-
-
 class ReceiveRequest(_In):
     lines: Annotated[
-        list[ReceiptLine],
+        list[LineQuantity],
         Field(min_length=1, max_length=MAX_LINES),
         AfterValidator(distinct_lines),
     ]

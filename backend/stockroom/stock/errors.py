@@ -58,3 +58,10 @@ class TransferNotFound(NotFound):
 
 class CountNotFound(NotFound):
     default_detail = "stock count not found"
+
+
+class InsufficientAvailable(Conflict):
+    code = "insufficient_available"
+    default_detail = (
+        "not enough available stock (on hand minus reserved for orders); nothing was written"
+    )

@@ -113,7 +113,8 @@ _UPDATE_LEVEL = text(
            in_transit_out = in_transit_out + :in_transit_delta,
            updated_at = now()
      WHERE product_id = :product_id AND warehouse_id = :warehouse_id
-       AND on_hand + :delta >= 0 AND in_transit_out + :in_transit_delta >= 0
+       AND on_hand + :delta >= CASE WHEN :keep_reserved THEN greatest(reserved, 0) ELSE 0 END
+       AND in_transit_out + :in_transit_delta >= 0
     RETURNING on_hand
     """
 )
@@ -126,20 +127,38 @@ async def apply_delta(
     delta: int,
     *,
     in_transit_delta: int = 0,
+    keep_reserved: bool = False,
 ) -> int | None:
     """Add `delta` to on hand (and `in_transit_delta` to in transit) atomically.
 
-    Returns the new on hand, or None when the change would take either below zero (nothing is
-    changed then). A positive change to a level that does not exist yet creates it.
+    Returns the new on hand, or None when the change would take either below zero, or, with
+    `keep_reserved` (plain sales, new transfers), on hand below what orders have reserved:
+    nothing is changed then. A positive change to a level that does not exist yet creates it.
     """
-    params = {"product_id": product_id, "warehouse_id": warehouse_id, "delta": delta}
+    params: dict[str, Any] = {
+        "product_id": product_id,
+        "warehouse_id": warehouse_id,
+        "delta": delta,
+    }
     if delta > 0 and in_transit_delta == 0:
         result = await session.execute(_UPSERT_LEVEL, params)
     else:
         params["in_transit_delta"] = in_transit_delta
+        params["keep_reserved"] = keep_reserved
         result = await session.execute(_UPDATE_LEVEL, params)
     value = result.scalar_one_or_none()
     return int(value) if value is not None else None
+
+
+async def current_on_hand(
+    session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID
+) -> int:
+    value = await session.scalar(
+        select(StockLevel.on_hand).where(
+            StockLevel.product_id == product_id, StockLevel.warehouse_id == warehouse_id
+        )
+    )
+    return int(value or 0)
 
 
 async def lock_level(session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID) -> int:

@@ -30,6 +30,7 @@ from stockroom.stock.errors import (
     CountNotFound,
     InactiveProduct,
     InactiveWarehouse,
+    InsufficientAvailable,
     InsufficientStock,
     InvalidTransition,
     MovementNotFound,
@@ -134,14 +135,31 @@ async def _post(
     transfer_id: uuid.UUID | None = None,
 ) -> StockMovement:
     """Apply one signed change to a level and write its movement and events."""
+    # A plain sale and a new transfer take only available stock (what orders have not reserved);
+    # damage, adjustments and counts may take on hand below reserved, never below zero.
+    keep_reserved = type_ in (MovementType.SALE, MovementType.TRANSFER_OUT)
     try:
         on_hand = await repository.apply_delta(
-            session, product.id, warehouse_id, signed_quantity, in_transit_delta=in_transit_delta
+            session,
+            product.id,
+            warehouse_id,
+            signed_quantity,
+            in_transit_delta=in_transit_delta,
+            keep_reserved=keep_reserved,
         )
     except DBAPIError as exc:
         if _sqlstate(exc) == _NUMERIC_OUT_OF_RANGE:
             raise StockLimitExceeded() from None
         raise
+    if on_hand is None and keep_reserved:
+        current = await repository.current_on_hand(session, product.id, warehouse_id)
+        if current + signed_quantity >= 0:
+            raise InsufficientAvailable(
+                f"not enough available stock: this {type_.value} needs {-signed_quantity} "
+                "units that orders have not reserved",
+                product_id=str(product.id),
+                warehouse_id=str(warehouse_id),
+            )
     if on_hand is None:
         raise InsufficientStock(
             f"not enough stock: this {type_.value} needs {-signed_quantity} on hand",
