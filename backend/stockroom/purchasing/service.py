@@ -47,8 +47,6 @@ from stockroom.purchasing.schemas import (
 )
 from stockroom.stock import reservations
 from stockroom.stock.errors import InvalidTransition
-from stockroom.stock.models import MovementType
-from stockroom.stock.reservations import LevelChange
 
 Status = PurchaseOrderStatus
 _ORDER_COLUMNS = tuple(
@@ -283,8 +281,12 @@ async def _submit(session: AsyncSession, order_id: uuid.UUID, ctx: Context) -> P
     if order.status != Status.DRAFT.value:
         raise _not_allowed(order, "submitted", (Status.DRAFT,))
     lines = await _lines(session, order)
-    await reservations.add_on_order(
-        session, order.warehouse_id, [(line.product_id, line.quantity) for line in lines]
+    await reservations.change_on_order(
+        session,
+        ctx,
+        order.warehouse_id,
+        order.id,
+        [(line.product_id, line.quantity) for line in lines],
     )
     order.submitted_at = utcnow()
     _transition(session, ctx, order, lines, Status.ORDERED, "purchase_order.submitted")
@@ -323,29 +325,22 @@ async def _receive(
         raise OverReceipt(lines=over)
     received = [(r.line_id, r.quantity) for r in data.lines]
     await repository.add_received(session, order.id, received)
-    rows = await reservations.post_order_movements(
+    movements = await reservations.receive(
         session,
         ctx,
         order.warehouse_id,
+        order.id,
         [
-            LevelChange(
-                product_id=by_id[line_id].product_id,
-                on_hand=quantity,
-                on_order=-quantity,
-                movement_id=uuid7(),
-                unit_cost=by_id[line_id].unit_cost,
-            )
+            (by_id[line_id].product_id, quantity, by_id[line_id].unit_cost)
             for line_id, quantity in received
         ],
-        movement_type=MovementType.RECEIPT.value,
         reference=data.reference or order.number,
-        purchase_order_id=order.id,
     )
     for line_id, quantity in received:
         line = by_id[line_id]
         set_committed_value(line, "received_quantity", line.received_quantity + quantity)
     complete = all(line.received_quantity == line.quantity for line in lines)
-    movement_of = {row.product_id: row.movement_id for row in rows}
+    movement_of = {m.product_id: m.id for m in movements}
     _transition(
         session,
         ctx,
@@ -396,14 +391,14 @@ async def _cancel(session: AsyncSession, order_id: uuid.UUID, ctx: Context) -> P
         )
     if order.status != Status.DRAFT.value:
         outstanding = [
-            LevelChange(
-                product_id=line.product_id, on_order=-(line.quantity - line.received_quantity)
-            )
+            (line.product_id, -(line.quantity - line.received_quantity))
             for line in lines
             if line.quantity > line.received_quantity
         ]
         if outstanding:
-            await reservations.change_levels(session, order.warehouse_id, outstanding)
+            await reservations.change_on_order(
+                session, ctx, order.warehouse_id, order.id, outstanding
+            )
     order.closed_at = utcnow()
     _transition(session, ctx, order, lines, target, event_type)
     await session.flush()

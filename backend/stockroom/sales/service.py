@@ -47,9 +47,7 @@ from stockroom.sales.schemas import (
     total_price,
 )
 from stockroom.stock import reservations
-from stockroom.stock.errors import InsufficientAvailable, InvalidTransition
-from stockroom.stock.models import MovementType
-from stockroom.stock.reservations import LevelChange
+from stockroom.stock.errors import InvalidTransition
 
 Status = SalesOrderStatus
 _ORDER_COLUMNS = tuple(
@@ -280,22 +278,13 @@ async def _confirm(session: AsyncSession, order_id: uuid.UUID, ctx: Context) -> 
     await reservations.checked_order_targets(
         session, order.warehouse_id, [line.product_id for line in lines]
     )
-    shortages = await reservations.reserve_lines(
-        session, order.warehouse_id, [(line.id, line.product_id, line.quantity) for line in lines]
+    await reservations.reserve(
+        session,
+        ctx,
+        order.warehouse_id,
+        order.id,
+        [(line.id, line.product_id, line.quantity) for line in lines],
     )
-    if shortages:
-        raise InsufficientAvailable(
-            "some lines need more than is available; nothing was reserved",
-            shortages=[
-                {
-                    "line_id": str(s.line_id),
-                    "product_id": str(s.product_id),
-                    "requested": s.requested,
-                    "available": s.available,
-                }
-                for s in shortages
-            ],
-        )
     await repository.reserve_all(session, order.id)
     for line in lines:
         set_committed_value(line, "reserved_quantity", line.quantity)
@@ -336,30 +325,23 @@ async def _ship(
         raise OverShipment(lines=over)
     shipped = [(s.line_id, s.quantity) for s in data.lines]
     await repository.add_shipped(session, order.id, shipped)
-    rows = await reservations.post_order_movements(
+    movements = await reservations.ship(
         session,
         ctx,
         order.warehouse_id,
+        order.id,
         [
-            LevelChange(
-                product_id=by_id[line_id].product_id,
-                on_hand=-quantity,
-                reserved=-quantity,
-                movement_id=uuid7(),
-                unit_price=by_id[line_id].unit_price,
-            )
+            (by_id[line_id].product_id, quantity, by_id[line_id].unit_price)
             for line_id, quantity in shipped
         ],
-        movement_type=MovementType.SALE.value,
         reference=data.reference or order.number,
-        sales_order_id=order.id,
     )
     for line_id, quantity in shipped:
         line = by_id[line_id]
         set_committed_value(line, "shipped_quantity", line.shipped_quantity + quantity)
         set_committed_value(line, "reserved_quantity", line.reserved_quantity - quantity)
     complete = all(line.shipped_quantity == line.quantity for line in lines)
-    movement_of = {row.product_id: row.movement_id for row in rows}
+    movement_of = {m.product_id: m.id for m in movements}
     _transition(
         session,
         ctx,
@@ -408,12 +390,10 @@ async def _cancel(session: AsyncSession, order_id: uuid.UUID, ctx: Context) -> S
         raise _not_allowed(order, "cancelled", _CANCELLABLE)
     lines = await _lines(session, order)
     released = [
-        LevelChange(product_id=line.product_id, reserved=-line.reserved_quantity)
-        for line in lines
-        if line.reserved_quantity > 0
+        (line.product_id, line.reserved_quantity) for line in lines if line.reserved_quantity > 0
     ]
     if released:
-        await reservations.change_levels(session, order.warehouse_id, released)
+        await reservations.release(session, ctx, order.warehouse_id, order.id, released)
         await repository.release_all(session, order.id)
     release_data = [
         {"line_id": line.id, "product_id": line.product_id, "quantity": line.reserved_quantity}

@@ -1,8 +1,8 @@
-"""Every SQL statement of the stock domain. Nothing here commits.
+"""The stock domain's SQL statements, except postings. Nothing here commits.
 
-Levels change only through `apply_delta`: one atomic, conditional statement per level row, so two
-concurrent movements can never both see the same old on hand (no read-modify-write anywhere).
-Callers that touch several level rows in one transaction do it in `level_lock_order`.
+Levels change only through the posting primitive (`stockroom.stock.ledger`, SQL function
+`stock_post`), which locks them in one global order; `apply_delta` remains for test fixtures that
+put stock in place.
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, func, or_, select, text, update
-from sqlalchemy import insert as insert_core
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -84,17 +83,6 @@ async def load_targets(
     return Targets(product=product, warehouses_active=active)
 
 
-def level_lock_order(
-    keys: Sequence[tuple[uuid.UUID, uuid.UUID]],
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """The order in which a transaction must touch several (product, warehouse) level rows.
-
-    Every multi-row operation locks in this one global order, so two of them can never wait on
-    each other in a cycle (opposite-direction transfers included).
-    """
-    return sorted(set(keys), key=lambda k: (k[0].bytes, k[1].bytes))
-
-
 _UPSERT_LEVEL = text(
     """
     INSERT INTO stock_levels AS l (product_id, warehouse_id, on_hand, in_transit_out, updated_at)
@@ -113,8 +101,7 @@ _UPDATE_LEVEL = text(
            in_transit_out = in_transit_out + :in_transit_delta,
            updated_at = now()
      WHERE product_id = :product_id AND warehouse_id = :warehouse_id
-       AND on_hand + :delta >= CASE WHEN :keep_reserved THEN greatest(reserved, 0) ELSE 0 END
-       AND in_transit_out + :in_transit_delta >= 0
+       AND on_hand + :delta >= 0 AND in_transit_out + :in_transit_delta >= 0
     RETURNING on_hand
     """
 )
@@ -127,38 +114,20 @@ async def apply_delta(
     delta: int,
     *,
     in_transit_delta: int = 0,
-    keep_reserved: bool = False,
 ) -> int | None:
     """Add `delta` to on hand (and `in_transit_delta` to in transit) atomically.
 
-    Returns the new on hand, or None when the change would take either below zero, or, with
-    `keep_reserved` (plain sales, new transfers), on hand below what orders have reserved:
-    nothing is changed then. A positive change to a level that does not exist yet creates it.
+    Returns the new on hand, or None when the change would take either below zero (nothing is
+    changed then). A positive change to a level that does not exist yet creates it.
     """
-    params: dict[str, Any] = {
-        "product_id": product_id,
-        "warehouse_id": warehouse_id,
-        "delta": delta,
-    }
+    params = {"product_id": product_id, "warehouse_id": warehouse_id, "delta": delta}
     if delta > 0 and in_transit_delta == 0:
         result = await session.execute(_UPSERT_LEVEL, params)
     else:
         params["in_transit_delta"] = in_transit_delta
-        params["keep_reserved"] = keep_reserved
         result = await session.execute(_UPDATE_LEVEL, params)
     value = result.scalar_one_or_none()
     return int(value) if value is not None else None
-
-
-async def current_on_hand(
-    session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID
-) -> int:
-    value = await session.scalar(
-        select(StockLevel.on_hand).where(
-            StockLevel.product_id == product_id, StockLevel.warehouse_id == warehouse_id
-        )
-    )
-    return int(value or 0)
 
 
 async def lock_level(session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID) -> int:
@@ -194,20 +163,6 @@ def add_movement(session: AsyncSession, **values: Any) -> StockMovement:
     movement = StockMovement(**{"created_at": utcnow(), **values})
     session.add(movement)
     return movement
-
-
-async def insert_movement(session: AsyncSession, **values: Any) -> StockMovement:
-    """Insert one movement with a single Core INSERT (the hot path skips the unit of work).
-
-    Returns a transient (not session-attached) object carrying the values, for responses.
-    """
-    values.setdefault("created_at", utcnow())
-    row = {column.key: values.get(column.key) for column in StockMovement.__table__.columns}
-    await session.execute(_INSERT_MOVEMENT, row)
-    return StockMovement(**row)
-
-
-_INSERT_MOVEMENT = insert_core(cast(Table, StockMovement.__table__))
 
 
 async def get_movement(session: AsyncSession, movement_id: uuid.UUID) -> StockMovement | None:
@@ -434,6 +389,21 @@ def add_count(session: AsyncSession, **values: Any) -> StockCount:
     count = StockCount(created_at=utcnow(), **values)
     session.add(count)
     return count
+
+
+async def variance_applied_since(
+    session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID, since: datetime
+) -> int:
+    """The total size (sum of |variance|) of the counts applied without review since `since`."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(func.abs(StockCount.variance)), 0)).where(
+            StockCount.product_id == product_id,
+            StockCount.warehouse_id == warehouse_id,
+            StockCount.status == CountStatus.APPLIED.value,
+            StockCount.created_at >= since,
+        )
+    )
+    return int(total or 0)
 
 
 async def get_count(session: AsyncSession, count_id: uuid.UUID) -> StockCount | None:

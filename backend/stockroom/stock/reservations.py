@@ -1,154 +1,215 @@
 """Stock use cases of purchase and sales orders: receipts, shipments, reservations, on order.
 
-These run inside the order's transaction (the purchasing or sales service opens it, after
-locking the order row); each is one statement against the levels (see `order_repository`).
+They run inside the order's transaction (the purchasing or sales service opens it after locking
+the order row), and each is ONE call of the posting primitive (`stock.ledger.post_movements`,
+SQL function `stock_post`) for all the order's lines: never a round trip per line. The primitive
+locks the levels in one global order, checks every line's guard and writes all lines or none;
+the movements it writes carry the order's id.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom import events
-from stockroom.db.base import utcnow
 from stockroom.http.context import Context
 from stockroom.stock import order_repository
 from stockroom.stock.errors import (
     InactiveProduct,
     InactiveWarehouse,
-    InsufficientStock,
+    InsufficientAvailable,
     ProductNotFound,
     WarehouseNotFound,
 )
-from stockroom.stock.order_repository import LevelChange, MovementRow, OrderProduct, Shortage
+from stockroom.stock.ledger import Line, post_movements
+from stockroom.stock.models import MovementType
+from stockroom.stock.order_repository import OrderProduct
+from stockroom.stock.schemas import MovementRead
 
 __all__ = [
-    "LevelChange",
-    "MovementRow",
     "OrderProduct",
-    "Shortage",
-    "add_on_order",
-    "change_levels",
+    "change_on_order",
     "checked_order_targets",
     "order_drift",
-    "post_order_movements",
-    "reserve_lines",
+    "receive",
+    "release",
+    "reserve",
+    "ship",
 ]
 
 
-async def post_order_movements(
+async def receive(
     session: AsyncSession,
     ctx: Context,
     warehouse_id: uuid.UUID,
-    changes: Sequence[LevelChange],
+    purchase_order_id: uuid.UUID,
+    lines: Sequence[tuple[uuid.UUID, int, Decimal]],
     *,
-    movement_type: str,
-    reference: str | None = None,
-    note: str | None = None,
-    purchase_order_id: uuid.UUID | None = None,
-    sales_order_id: uuid.UUID | None = None,
-) -> list[MovementRow]:
-    """Post one movement per change (receipts or sales of an order) with its level change, all
-    in one statement, and record a `stock.movement_posted` event for each. All or nothing: if
-    any level cannot take its change, this raises 409 insufficient_stock and the caller's
-    transaction rolls back."""
-    now = utcnow()
-    actor_id = ctx.actor.id if ctx.actor else None
-    rows = await order_repository.post_order_lines(
+    reference: str | None,
+) -> list[MovementRead]:
+    """One `receipt` per `(product_id, quantity, unit_cost)`, each taking its quantity off on
+    order. Goods already bought are received even if the product was deactivated since."""
+    return await post_movements(
         session,
-        warehouse_id,
-        changes,
-        movement_type=movement_type,
-        reference=reference,
-        note=note,
-        purchase_order_id=purchase_order_id,
-        sales_order_id=sales_order_id,
-        created_by=actor_id,
-        request_id=ctx.request_id,
-        created_at=now,
+        [
+            Line(
+                product_id=product_id,
+                warehouse_id=warehouse_id,
+                type=MovementType.RECEIPT,
+                quantity=quantity,
+                signed_quantity=quantity,
+                on_order_delta=-quantity,
+                unit_cost=unit_cost,
+                reference=reference,
+                purchase_order_id=purchase_order_id,
+                require_active_product=False,
+            )
+            for product_id, quantity, unit_cost in lines
+        ],
+        ctx,
     )
-    if rows is None:
-        raise InsufficientStock(
-            "a line's stock level cannot take this change; nothing was written",
-            warehouse_id=str(warehouse_id),
-        )
-    by_product = {c.product_id: c for c in changes}
-    for row in rows:
-        change = by_product[row.product_id]
-        if row.movement_id is None:
-            continue
-        data: dict[str, Any] = {
-            "movement_id": row.movement_id,
-            "product_id": row.product_id,
-            "warehouse_id": warehouse_id,
-            "type": movement_type,
-            "quantity": abs(change.on_hand),
-            "signed_quantity": change.on_hand,
-            "on_hand_after": row.on_hand,
-            "unit_price": change.unit_price,
-            "reference": reference,
-            "purchase_order_id": purchase_order_id,
-            "sales_order_id": sales_order_id,
-        }
-        events.record(
-            session, "stock.movement_posted", ctx, entity=("product", row.product_id), data=data
-        )
-    return rows
 
 
-async def change_levels(
-    session: AsyncSession, warehouse_id: uuid.UUID, changes: Sequence[LevelChange]
-) -> list[MovementRow]:
-    """Change reserved and on order (no movement), all lines in one statement. A change that
-    finds no level or would go below zero means the levels drifted from the orders: it raises
-    (the transaction rolls back) rather than write a wrong number."""
-    rows = await order_repository.post_order_lines(
-        session,
-        warehouse_id,
-        changes,
-        movement_type=None,
-        reference=None,
-        note=None,
-        purchase_order_id=None,
-        sales_order_id=None,
-        created_by=None,
-        request_id=None,
-        created_at=utcnow(),
-    )
-    if rows is None:
-        raise RuntimeError(
-            "reserved or on order of a level disagrees with its orders; run `stockroom stock check`"
-        )
-    return rows
-
-
-async def add_on_order(
-    session: AsyncSession, warehouse_id: uuid.UUID, quantities: Sequence[tuple[uuid.UUID, int]]
-) -> None:
-    """Count a submitted purchase order's quantities as on order (creating the levels)."""
-    await order_repository.add_on_order(session, warehouse_id, quantities)
-
-
-async def reserve_lines(
+async def ship(
     session: AsyncSession,
+    ctx: Context,
     warehouse_id: uuid.UUID,
+    sales_order_id: uuid.UUID,
+    lines: Sequence[tuple[uuid.UUID, int, Decimal]],
+    *,
+    reference: str | None,
+) -> list[MovementRead]:
+    """One `sale` per `(product_id, quantity, unit_price)`, each consuming as much of the order's
+    reservation. It needs the units on hand, not available: they are the order's own."""
+    return await post_movements(
+        session,
+        [
+            Line(
+                product_id=product_id,
+                warehouse_id=warehouse_id,
+                type=MovementType.SALE,
+                quantity=quantity,
+                signed_quantity=-quantity,
+                reserved_delta=-quantity,
+                unit_price=unit_price,
+                reference=reference,
+                sales_order_id=sales_order_id,
+                require_active_product=False,
+            )
+            for product_id, quantity, unit_price in lines
+        ],
+        ctx,
+    )
+
+
+async def reserve(
+    session: AsyncSession,
+    ctx: Context,
+    warehouse_id: uuid.UUID,
+    sales_order_id: uuid.UUID,
     lines: Sequence[tuple[uuid.UUID, uuid.UUID, int]],
-) -> list[Shortage]:
-    """Reserve every `(line_id, product_id, quantity)` or none; returns the shortages ([] when
-    everything was reserved)."""
-    shortages = await order_repository.reserve_lines(session, warehouse_id, lines)
-    if shortages is None:
-        raise RuntimeError("a reservation changed under its lock")
-    return shortages
+) -> None:
+    """Reserve every `(line_id, product_id, quantity)` or none of them.
+
+    The primitive checks `available` and reserves in one statement under the levels' locks, so
+    no interleaving of confirmations reserves more than is on hand. A refusal is 409
+    insufficient_available listing every short line with what is available now.
+    """
+    try:
+        await post_movements(
+            session,
+            [
+                Line(
+                    product_id=product_id,
+                    warehouse_id=warehouse_id,
+                    type=MovementType.SALE,
+                    quantity=0,
+                    signed_quantity=0,
+                    reserved_delta=quantity,
+                    keep_reserved=True,
+                    sales_order_id=sales_order_id,
+                )
+                for _, product_id, quantity in lines
+            ],
+            ctx,
+        )
+    except InsufficientAvailable as refusal:
+        now = await order_repository.available(session, warehouse_id, [p for _, p, _ in lines])
+        refused = refusal.extra.get("product_id")
+        shortages: list[dict[str, Any]] = [
+            {
+                "line_id": str(line_id),
+                "product_id": str(product_id),
+                "requested": quantity,
+                "available": now[product_id],
+            }
+            for line_id, product_id, quantity in lines
+            if now[product_id] < quantity or str(product_id) == refused
+        ]
+        raise InsufficientAvailable(
+            "some lines need more than is available; nothing was reserved", shortages=shortages
+        ) from None
 
 
-async def order_drift(session: AsyncSession) -> list[Any]:
-    """Levels whose reserved or on order disagree with the open orders (in the caller's
-    transaction)."""
-    return await order_repository.order_drift(session)
+async def release(
+    session: AsyncSession,
+    ctx: Context,
+    warehouse_id: uuid.UUID,
+    sales_order_id: uuid.UUID,
+    lines: Sequence[tuple[uuid.UUID, int]],
+) -> None:
+    """Release `(product_id, quantity)` of an order's reservations (cancellation)."""
+    await post_movements(
+        session,
+        [
+            Line(
+                product_id=product_id,
+                warehouse_id=warehouse_id,
+                type=MovementType.SALE,
+                quantity=0,
+                signed_quantity=0,
+                reserved_delta=-quantity,
+                sales_order_id=sales_order_id,
+                require_active_product=False,
+                require_active_warehouse=False,
+            )
+            for product_id, quantity in lines
+        ],
+        ctx,
+    )
+
+
+async def change_on_order(
+    session: AsyncSession,
+    ctx: Context,
+    warehouse_id: uuid.UUID,
+    purchase_order_id: uuid.UUID,
+    lines: Sequence[tuple[uuid.UUID, int]],
+) -> None:
+    """Add each `(product_id, delta)` to on order (a submitted order adds, a cancelled one takes
+    off what is outstanding); the levels a submission names are created."""
+    await post_movements(
+        session,
+        [
+            Line(
+                product_id=product_id,
+                warehouse_id=warehouse_id,
+                type=MovementType.RECEIPT,
+                quantity=0,
+                signed_quantity=0,
+                on_order_delta=delta,
+                purchase_order_id=purchase_order_id,
+                require_active_product=False,
+                require_active_warehouse=False,
+            )
+            for product_id, delta in lines
+        ],
+        ctx,
+    )
 
 
 async def checked_order_targets(
@@ -168,3 +229,9 @@ async def checked_order_targets(
         if not targets.products[product_id].is_active:
             raise InactiveProduct(product_id=str(product_id))
     return targets.products
+
+
+async def order_drift(session: AsyncSession) -> list[Any]:
+    """Levels whose reserved or on order disagree with the open orders (in the caller's
+    transaction)."""
+    return await order_repository.order_drift(session)
