@@ -25,8 +25,11 @@ from stockroom.stock.order_schemas import (
     distinct_products,
 )
 from stockroom.stock.schemas import MoneyIn, MoneyStr, Note, Quantity, Reference
+from stockroom.types import SAFE_TEXT
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
+]
 
 
 class _In(BaseModel):
