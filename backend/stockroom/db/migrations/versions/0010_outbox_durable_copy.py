@@ -1,7 +1,7 @@
 """events: remember which outbox rows a durable event store holds
 
 Revision ID: 0010
-Revises: 0011
+Revises: 0007
 
 The relay pruned delivered outbox rows after OUTBOX_RETENTION_DAYS whatever the event store was,
 so with the in-process store (the embedded default) a restart after a month forgot the older
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0011"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
