@@ -25,7 +25,9 @@ from stockroom.http.metrics import CONTENT_TYPE_LATEST, check_metrics_access, ge
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
+from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
+from stockroom.sales.router import router as sales_router
 from stockroom.settings import Settings, get_settings
 from stockroom.stock.router import router as stock_router
 
@@ -77,6 +79,8 @@ def create_app(
         auth_router,
         catalog_router,
         stock_router,
+        purchasing_router,
+        sales_router,
         reports_router,
         activity_router,
     ):
