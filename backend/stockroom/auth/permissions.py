@@ -16,6 +16,7 @@ class Perm(StrEnum):
     STOCK_ADJUST = "stock:adjust"
     REPORTS_READ = "reports:read"
     AUDIT_READ = "audit:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 PERMISSION_DESCRIPTIONS: dict[Perm, str] = {
@@ -29,6 +30,7 @@ PERMISSION_DESCRIPTIONS: dict[Perm, str] = {
     Perm.STOCK_ADJUST: "post adjustments and damage; reverse movements; review counts",
     Perm.REPORTS_READ: "view sales and valuation reports",
     Perm.AUDIT_READ: "view the activity log and dashboards",
+    Perm.WEBHOOKS_MANAGE: "manage webhook endpoints and their deliveries",
 }
 
 SEEDED_ROLES: dict[str, tuple[str, frozenset[Perm]]] = {

@@ -6,6 +6,7 @@ from stockroom.db.base import Base
 from stockroom.events import models as events_models
 from stockroom.http import idempotency as idempotency_models
 from stockroom.stock import models as stock_models
+from stockroom.webhooks import models as webhooks_models
 
 __all__ = [
     "Base",
@@ -14,4 +15,5 @@ __all__ = [
     "events_models",
     "idempotency_models",
     "stock_models",
+    "webhooks_models",
 ]
