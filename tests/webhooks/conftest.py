@@ -230,8 +230,7 @@ async def record_events(
     """One committed transaction recording one event of each type."""
     async with sessionmaker() as session, session.begin():
         return [
-            record(session, t, ADMIN_CTX, entity=("widget", uuid.uuid4()), data=data)
-            for t in types
+            record(session, t, ADMIN_CTX, entity=("widget", uuid.uuid4()), data=data) for t in types
         ]
 
 
