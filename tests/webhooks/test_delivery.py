@@ -132,10 +132,13 @@ async def test_a_rolled_back_event_has_no_delivery(sessionmaker: Sessionmaker) -
     from stockroom.events import record
     from tests.webhooks.conftest import ADMIN_CTX
 
-    with pytest.raises(Abort):
+    async def record_then_fail() -> None:
         async with sessionmaker() as session, session.begin():
             record(session, "product.created", ADMIN_CTX)
             raise Abort
+
+    with pytest.raises(Abort):
+        await record_then_fail()
     assert await deliveries(sessionmaker) == []
 
 
