@@ -276,7 +276,7 @@ async def client_as(app: Any, session: AsyncSession, settings: Settings) -> Asyn
 
     async def build(*roles: str, email: str | None = None) -> httpx.AsyncClient:
         user = await make_user(session, roles=list(roles), email=email)
-        c = http_client(app, bearer_headers(user.id, settings))
+        c = http_client(app, await bearer_headers(session, user.id, settings))
         c.user = user  # type: ignore[attr-defined]
         clients.append(c)
         return c

@@ -23,6 +23,8 @@ from pydantic import (
     field_validator,
 )
 
+from stockroom.types import SAFE_TEXT
+
 MoneyStr = Annotated[
     Decimal,
     PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
@@ -32,8 +34,17 @@ MoneyIn = Annotated[
     Decimal,
     Field(max_digits=12, decimal_places=2, description='a decimal string like "10.50"'),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OptionalText = Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=10_000)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
+]
+OptionalText = (
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000), SAFE_TEXT] | None
+)
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), SAFE_TEXT
+]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), SAFE_TEXT] | None
+Email = Annotated[EmailStr, SAFE_TEXT]
 
 
 class _In(BaseModel):
@@ -48,16 +59,13 @@ class _Out(BaseModel):
 
 
 class CategoryCreate(_In):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    name: CategoryName
     description: OptionalText = None
     parent_id: uuid.UUID | None = None
 
 
 class CategoryUpdate(_In):
-    name: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-        | None
-    ) = None
+    name: CategoryName | None = None
     description: OptionalText = None
     parent_id: uuid.UUID | None = None
 
@@ -84,16 +92,16 @@ class CategoryRead(_Out):
 
 class SupplierCreate(_In):
     name: Name
-    email: EmailStr | None = None
-    phone: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=50)] = None
+    email: Email | None = None
+    phone: Phone = None
     address: OptionalText = None
     notes: OptionalText = None
 
 
 class SupplierUpdate(_In):
     name: Name | None = None
-    email: EmailStr | None = None
-    phone: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=50)] = None
+    email: Email | None = None
+    phone: Phone = None
     address: OptionalText = None
     notes: OptionalText = None
 
@@ -124,6 +132,7 @@ WarehouseCode = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
     ),
+    SAFE_TEXT,
 ]
 
 
@@ -166,11 +175,16 @@ Sku = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
     ),
+    SAFE_TEXT,
 ]
 Barcode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$"),
+    SAFE_TEXT,
 ]
-Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+Unit = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SAFE_TEXT
+]
 Quantity = Annotated[int, Field(ge=0, le=2_000_000_000)]
 
 
