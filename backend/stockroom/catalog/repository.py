@@ -227,6 +227,15 @@ async def list_warehouses(
     return [row[0] for row in rows], total
 
 
+async def warehouse_codes(
+    session: AsyncSession, warehouse_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(Warehouse.id, Warehouse.code).where(Warehouse.id.in_(warehouse_ids))
+    )
+    return {row.id: row.code for row in rows}
+
+
 async def warehouse_code_taken(
     session: AsyncSession, code: str, exclude_id: uuid.UUID | None
 ) -> bool:
