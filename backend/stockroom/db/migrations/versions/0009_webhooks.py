@@ -1,7 +1,7 @@
 """webhooks: endpoints, deliveries, attempts; deliveries fanned out from the outbox by a trigger
 
 Revision ID: 0009
-Revises: 0007
+Revises: 0010
 
 `webhook_fan_out`, a statement-level trigger on `outbox_events`, creates one delivery per new
 event and matching active endpoint in the transaction that records the event, whoever inserts the
@@ -20,7 +20,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0009"
-down_revision: str | None = "0007"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
