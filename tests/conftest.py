@@ -152,6 +152,7 @@ def make_settings(database_url: str | None = None, **overrides: Any) -> Settings
         "mongodb_url": None,
         "environment": "local",
         "relay_enabled": False,
+        "webhook_dispatcher_enabled": False,
         "log_level": "WARNING",
         "first_admin_email": None,
         "first_admin_password": None,

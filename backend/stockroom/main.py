@@ -30,6 +30,8 @@ from stockroom.reports.router import router as reports_router
 from stockroom.sales.router import router as sales_router
 from stockroom.settings import Settings, get_settings
 from stockroom.stock.router import router as stock_router
+from stockroom.webhooks.lifespan import webhook_dispatcher
+from stockroom.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 # The only routes that take a body over MAX_BODY_BYTES (up to MAX_UPLOAD_BYTES), each from an
@@ -58,6 +60,7 @@ def create_app(
                 app.state.sessionmaker = sessionmaker
             await stack.enter_async_context(event_pipeline(app))
             await stack.enter_async_context(auth_startup(app))
+            await stack.enter_async_context(webhook_dispatcher(app))
             yield
 
     app = FastAPI(
@@ -83,6 +86,7 @@ def create_app(
         sales_router,
         reports_router,
         activity_router,
+        webhooks_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(pages_router)
