@@ -28,7 +28,8 @@ from stockroom.stock.order_schemas import (
     distinct_lines,
     distinct_products,
 )
-from stockroom.stock.schemas import MoneyIn, MoneyStr, Note, Quantity, Reference
+from stockroom.stock.schemas import MoneyStr, Note, Quantity, Reference
+from stockroom.types import MoneyIn
 
 Number = Annotated[str, StringConstraints(max_length=20)]
 

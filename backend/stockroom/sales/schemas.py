@@ -24,8 +24,8 @@ from stockroom.stock.order_schemas import (
     distinct_lines,
     distinct_products,
 )
-from stockroom.stock.schemas import MoneyIn, MoneyStr, Note, Quantity, Reference
-from stockroom.types import SAFE_TEXT
+from stockroom.stock.schemas import MoneyStr, Note, Quantity, Reference
+from stockroom.types import SAFE_TEXT, MoneyIn
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
