@@ -28,7 +28,7 @@ from stockroom.health.router import router as health_router
 from stockroom.http.errors import install_error_handlers
 from stockroom.http.metrics import CONTENT_TYPE_LATEST, check_metrics_access, generate_latest
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from stockroom.http.openapi import install_openapi
+from stockroom.http.openapi import install_openapi, operation_id
 from stockroom.logs import configure_logging
 from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
@@ -77,6 +77,7 @@ def create_app(
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings
 

@@ -54,6 +54,9 @@ def fuzz_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
         FIRST_ADMIN_PASSWORD=ADMIN_PASSWORD,
         LOG_LEVEL="WARNING",
     ) as (_, base):
+        # The document is built on its first request (a second or more of CPU, far longer on a
+        # busy machine): built here, schemathesis's 10 s schema-loading limit never trips.
+        assert httpx.get(f"{base}/openapi.json", timeout=120).status_code == 200
         admin = login(base, ADMIN_EMAIL, ADMIN_PASSWORD)
         staff_email = f"fuzz-staff-{uuid.uuid4().hex[:8]}@example.com"
         created = httpx.post(

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.conftest import ClientAs
 from tests.http.test_problems import assert_problem
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -58,3 +59,103 @@ async def test_every_405_lists_exactly_the_documented_methods(
         response = await client.options(_concrete(path))
         assert response.status_code == 405, path
         assert response.headers["allow"] == ", ".join(documented), path
+
+
+def _parameter(operation: dict[str, Any], name: str) -> dict[str, Any] | None:
+    return next((p for p in operation.get("parameters", []) if p["name"] == name), None)
+
+
+async def test_every_sort_is_an_enum_whose_every_value_the_list_accepts(
+    client_as: ClientAs, openapi: dict[str, Any]
+) -> None:
+    admin = await client_as("admin")
+    sorted_lists = 0
+    for method, path, operation in operations(openapi):
+        sort = _parameter(operation, "sort")
+        if sort is None:
+            continue
+        sorted_lists += 1
+        values = sort["schema"]["enum"]
+        fields = [v for v in values if not v.startswith("-")]
+        assert values == [*fields, *(f"-{f}" for f in fields)], path
+        assert sort["schema"]["default"] in values, path
+        assert sort["schema"]["type"] == "string", path
+        for value in values:
+            response = await admin.request(method, path, params={"sort": value})
+            assert response.status_code == 200, (path, value, response.text)
+        refused = await admin.request(method, path, params={"sort": "_"})
+        assert_problem(refused, 422, "validation_error")
+    # users, roles, categories, suppliers, warehouses, products (list and export), purchase
+    # and sales orders.
+    assert sorted_lists >= 9
+
+
+async def test_every_operation_taking_if_match_documents_412(openapi: dict[str, Any]) -> None:
+    taking = 0
+    for method, path, operation in operations(openapi):
+        if_match = _parameter(operation, "If-Match")
+        if if_match is None:
+            continue
+        taking += 1
+        assert "412" in operation["responses"], (method, path)
+        assert "pattern" in if_match["schema"], (method, path)
+    assert taking >= 10
+
+
+async def test_operation_ids_are_the_handlers_names(openapi: dict[str, Any]) -> None:
+    ids = [operation["operationId"] for _, _, operation in operations(openapi)]
+    assert len(ids) == len(set(ids))
+    for operation_id in ids:
+        assert re.fullmatch(r"[a-z][a-z0-9]*(_[a-z0-9]+)*", operation_id), operation_id
+        assert "api_v1" not in operation_id, operation_id
+    assert {"list_products", "create_product", "post_stock_movement"} <= set(ids)
+
+
+async def test_component_names_are_type_names(openapi: dict[str, Any]) -> None:
+    names = set(openapi["components"]["schemas"])
+    assert {"ProductReadPage", "WarehouseReadPage", "Problem", "ValidationProblem"} <= names
+    assert not [n for n in names if n.endswith("_")], names  # Pydantic's `Page_ProductRead_`
+    assert not {"HTTPValidationError", "ValidationError"} & names  # bodies nobody answers
+
+
+async def test_every_error_response_is_a_documented_problem(openapi: dict[str, Any]) -> None:
+    for method, path, operation in operations(openapi):
+        for status, response in operation["responses"].items():
+            if int(status) < 400 or (path, status) == ("/api/v1/health/ready", "503"):
+                continue  # readiness answers 503 with its own body, for probes
+            content = response["content"]
+            assert list(content) == ["application/problem+json"], (method, path, status)
+            schema = content["application/problem+json"]["schema"]["$ref"]
+            expected = "ValidationProblem" if status == "422" else "Problem"
+            assert schema == f"#/components/schemas/{expected}", (method, path, status)
+            assert content["application/problem+json"]["example"]["status"] == int(status)
+
+
+async def test_links_lead_from_each_create_to_the_operations_on_its_id(
+    openapi: dict[str, Any],
+) -> None:
+    by_id = {operation["operationId"]: operation for _, _, operation in operations(openapi)}
+    creates = 0
+    for method, path, operation in operations(openapi):
+        created = operation["responses"].get("201")
+        has_items = any(other.startswith(path + "/{") for other in openapi["paths"])
+        if method != "post" or created is None or "{" in path or not has_items:
+            continue  # `/auth/register` creates a user that only an admin can address
+        creates += 1
+        links = created.get("links")
+        assert links, path
+        for link in links.values():
+            target = by_id[link["operationId"]]
+            for where in link.get("parameters", {}):
+                location, name = where.split(".", 1)
+                assert _parameter(target, name) is not None, (path, link)
+                assert location in {"path", "query"}
+            assert link.get("parameters") or link.get("requestBody"), (path, link)
+    assert creates >= 12
+    product_links = openapi["paths"]["/api/v1/products"]["post"]["responses"]["201"]["links"]
+    # The stateful phase reaches stock actions from a created product.
+    assert "get_product" in product_links
+    assert "post_stock_movement.product_id" in product_links
+    assert "create_stock_transfer.product_id" in product_links
+    transfer_links = openapi["paths"]["/api/v1/stock-transfers"]["post"]["responses"]["201"]
+    assert {"complete_stock_transfer", "cancel_stock_transfer"} <= set(transfer_links["links"])

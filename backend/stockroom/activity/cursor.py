@@ -19,6 +19,10 @@ from stockroom.activity.errors import InvalidCursor
 
 _VERSION = 1
 _MAC_BYTES = 16
+CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$"
+"""A cursor's shape, as the OpenAPI document states it: unpadded base64url of the payload, a dot,
+then of the 16-byte MAC. A string of that shape can still be refused (`invalid_cursor`): only
+the server can tell a cursor it issued, for these filters."""
 
 
 @dataclass(frozen=True, slots=True)

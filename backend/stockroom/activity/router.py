@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from stockroom.activity import service
+from stockroom.activity.cursor import CURSOR_PATTERN
 from stockroom.activity.errors import EventStoreUnavailable
 from stockroom.activity.repository import EventFilter
 from stockroom.activity.schemas import (
@@ -117,7 +118,13 @@ async def list_activity(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_LIMIT)] = 50,
     cursor: Annotated[
         SafeText | None,
-        Query(max_length=512, description="`next_cursor` of the previous page (same filters)"),
+        Query(
+            max_length=512,
+            description="`next_cursor` of the previous page, with the same filters",
+            # Documented, not enforced by FastAPI: any cursor the server did not issue is
+            # refused alike, as 422 `invalid_cursor`.
+            json_schema_extra={"pattern": CURSOR_PATTERN},
+        ),
     ] = None,
 ) -> ActivityPage:
     """List activity events, newest first, with cursor pagination."""

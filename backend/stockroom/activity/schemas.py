@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from stockroom.activity.cursor import CURSOR_PATTERN
+
 
 class ExportFormat(StrEnum):
     NDJSON = "ndjson"
@@ -57,7 +59,9 @@ class ActivityPage(BaseModel):
 
     items: list[ActivityEvent]
     next_cursor: str | None = Field(
-        default=None, description="null on the last page; opaque, valid only for the same filters"
+        default=None,
+        description="null on the last page; opaque, valid only for the same filters",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
     )
 
 

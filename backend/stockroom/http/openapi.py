@@ -18,6 +18,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
 
 from stockroom.http.errors import PROBLEM_CONTENT_TYPE, Problem, ValidationProblem
 
@@ -85,6 +86,14 @@ UNAVAILABLE = _problem(
 )
 
 
+def operation_id(route: APIRoute) -> str:
+    """The handler's name (`list_products`, `post_stock_movement`): what a generated client
+    calls the method. FastAPI's default appends the path and method
+    (`list_products_api_v1_products_get`). Handler names are unique across routers
+    (tests/http/test_openapi.py checks it)."""
+    return route.name
+
+
 def install_openapi(app: FastAPI) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -109,6 +118,8 @@ def install_openapi(app: FastAPI) -> None:
                 if method not in _METHODS:
                     continue
                 responses = operation.setdefault("responses", {})
+                for status, response in responses.items():
+                    _problem_only(status, response)
                 parameters = operation.get("parameters", [])
                 for parameter in parameters:
                     _no_null_parameter(parameter)
@@ -126,11 +137,58 @@ def install_openapi(app: FastAPI) -> None:
                     responses.setdefault("401", UNAUTHORIZED)
                 if not path.endswith("/health/live"):
                     responses.setdefault("503", UNAVAILABLE)
+        _name_components_by_title(schema)
         _add_create_links(schema)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _problem_only(status: str, response: dict[str, Any]) -> None:
+    """An error documented as a problem is answered only as `application/problem+json`.
+
+    FastAPI also lists the `model` of `responses=` under the route's own media type
+    (`application/json`), which no error is ever answered with.
+    """
+    content = response.get("content", {})
+    if status.isdigit() and int(status) >= 400 and PROBLEM_CONTENT_TYPE in content:
+        content.pop("application/json", None)
+
+
+def _name_components_by_title(schema: dict[str, Any]) -> None:
+    """A generic model's component is named by its title (`ProductReadPage`, from
+    `Page.model_parametrized_name`), not Pydantic's `Page_ProductRead_`: the name a generated
+    client gives the type."""
+    components: dict[str, Any] = schema["components"]["schemas"]
+    renames = {
+        name: definition["title"]
+        for name, definition in components.items()
+        if isinstance(definition.get("title"), str)
+        and definition["title"].isidentifier()
+        and definition["title"] != name
+        and definition["title"] not in components
+    }
+    if not renames:
+        return
+    for old, new in renames.items():
+        components[new] = components.pop(old)
+    refs = {
+        f"#/components/schemas/{old}": f"#/components/schemas/{new}" for old, new in renames.items()
+    }
+
+    def rewrite(node: Any) -> None:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref in refs:
+                node["$ref"] = refs[ref]
+            for value in node.values():
+                rewrite(value)
+        elif isinstance(node, list):
+            for value in node:
+                rewrite(value)
+
+    rewrite(schema)
 
 
 def _no_null_parameter(parameter: dict[str, Any]) -> None:

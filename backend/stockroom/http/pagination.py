@@ -6,10 +6,10 @@ dependency built inside `sort_param`, which refer to its local variables.
 
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Depends, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from stockroom.http.errors import ValidationFailed
 
@@ -18,10 +18,18 @@ MAX_PAGE_SIZE = 100
 
 
 class Page(BaseModel, Generic[T]):
+    """One page of a list: `total` items match the filters; pages run from 1 to
+    ceil(total / page_size)."""
+
     items: list[T]
-    total: int
-    page: int
-    page_size: int
+    total: int = Field(ge=0, description="items matching the filters, on every page")
+    page: int = Field(ge=1, description="this page's number, as asked (1-based)")
+    page_size: int = Field(ge=1, le=MAX_PAGE_SIZE, description="items per page, as asked")
+
+    @classmethod
+    def model_parametrized_name(cls, params: tuple[Any, ...]) -> str:
+        # `ProductReadPage` in the OpenAPI document, not Pydantic's `Page_ProductRead_`.
+        return f"{getattr(params[0], '__name__', 'Item')}Page"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ def parse_sort(value: str | None, allowed: Sequence[str], default: str) -> Sort:
     return Sort(field=field, descending=descending)
 
 
-def sort_param(allowed: Sequence[str], default: str) -> Callable[[str | None], Awaitable[Sort]]:
+def sort_param(allowed: Sequence[str], default: str) -> Callable[[str], Awaitable[Sort]]:
     """A dependency that parses `?sort=` against the allowed fields of one list route.
 
     Every list route takes its sort this way, so the OpenAPI document shows `sort` as an enum of
@@ -84,12 +92,10 @@ def sort_param(allowed: Sequence[str], default: str) -> Callable[[str | None], A
         ProductSort = Annotated[Sort, Depends(sort_param(["name", "created_at"], "name"))]
     """
     description = f"one of {', '.join(allowed)}; prefix with - for descending (default {default})"
-    schema = {"enum": sort_values(allowed), "default": default}
+    schema = {"enum": sort_values(allowed)}
 
     async def dependency(
-        sort: Annotated[
-            str | None, Query(description=description, json_schema_extra=schema)
-        ] = None,
+        sort: Annotated[str, Query(description=description, json_schema_extra=schema)] = default,
     ) -> Sort:
         return parse_sort(sort, allowed, default)
 
