@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, GetCoreSchemaHandler, GetJsonSchemaHandler, WithJsonSchema
+from pydantic import (
+    BeforeValidator,
+    GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
+    WithJsonSchema,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
 
@@ -106,3 +111,16 @@ PositiveMoneyIn = Annotated[
     WithJsonSchema({"type": "string", "pattern": POSITIVE_MONEY_PATTERN, "examples": ["10.50"]}),
 ]
 """An amount of money > 0 in a request: a decimal string like "10.50"."""
+
+
+def _whole_number(value: object) -> object:
+    # JSON Schema's `integer` is a number with no fraction, so 3.0 is one; "3" and true are not.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+WHOLE_NUMBER = BeforeValidator(_whole_number)
+"""For an integer in a request body, as the OpenAPI document's `integer` means it: 3 and 3.0 are
+accepted, "3", 3.5 and true refused (422). It goes last, after the bounds, so that they stay
+JSON Schema keywords: `Annotated[int, Field(strict=True, gt=0, le=...), WHOLE_NUMBER]`."""

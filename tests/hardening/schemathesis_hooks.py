@@ -33,6 +33,9 @@ CONTRACT_REFUSALS: dict[str, set[tuple[str, str | None]]] = {
     "POST /api/v1/users": {("validation_error", "body.roles")},
     "PATCH /api/v1/users/{user_id}": {("validation_error", "body.roles")},
     "POST /api/v1/users/me/password": {("wrong_password", None)},
+    # A new email needs the current password with it (a stolen access token alone cannot move
+    # the account to another address): a rule between two fields.
+    "PATCH /api/v1/users/me": {("validation_error", "body")},
     # A parent that does not exist, or one inside the category's own subtree (a cycle).
     "POST /api/v1/categories": {("validation_error", "body.parent_id")},
     "PATCH /api/v1/categories/{category_id}": {("validation_error", "body.parent_id")},
@@ -48,6 +51,23 @@ CONTRACT_REFUSALS: dict[str, set[tuple[str, str | None]]] = {
         ("validation_error", "body.category_id"),
         ("validation_error", "body.supplier_id"),
     },
+    # A product on two lines of one order, or one order line twice in a receipt or a shipment:
+    # JSON Schema's uniqueItems cannot compare one field of each item.
+    **{
+        operation: {("validation_error", "body.lines")}
+        for operation in (
+            "POST /api/v1/purchase-orders",
+            "PATCH /api/v1/purchase-orders/{order_id}",
+            "POST /api/v1/purchase-orders/{order_id}/receive",
+            "POST /api/v1/sales-orders",
+            "PATCH /api/v1/sales-orders/{order_id}",
+            "POST /api/v1/sales-orders/{order_id}/ship",
+        )
+    },
+    # A webhook's URL must reach a public address: one that does not resolve, or that resolves
+    # to loopback or a private range, is refused (SSRF guard, docs/webhooks.md).
+    "POST /api/v1/webhooks": {("webhook_target_forbidden", None)},
+    "PATCH /api/v1/webhooks/{endpoint_id}": {("webhook_target_forbidden", None)},
     # The same warehouse at both ends (TransferCreate's one cross-field rule, and the service's).
     "POST /api/v1/stock-transfers": {
         ("validation_error", "body"),

@@ -12,6 +12,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,6 +24,7 @@ CURSOR_PATTERN = r"^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{22}$"
 """A cursor's shape, as the OpenAPI document states it: unpadded base64url of the payload, a dot,
 then of the 16-byte MAC. A string of that shape can still be refused (`invalid_cursor`): only
 the server can tell a cursor it issued, for these filters."""
+_SHAPE = re.compile(CURSOR_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,8 @@ def encode_cursor(key: SortKey, filters_digest: str, secret_key: str) -> str:
 def decode_cursor(cursor: str, filters_digest: str, secret_key: str) -> SortKey:
     """The position a cursor stands for; `InvalidCursor` (422) if it is not exactly one we made
     for these filters."""
+    if not _SHAPE.fullmatch(cursor):  # exactly the documented shape, "" and padding refused
+        raise InvalidCursor()
     try:
         payload_text, mac_text = cursor.split(".")
         payload, mac = _unb64(payload_text), _unb64(mac_text)

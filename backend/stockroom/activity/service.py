@@ -138,7 +138,7 @@ async def list_activity(
     """One page of matching events, newest first, with the cursor of the next page."""
     validate_filter(event_filter)
     digest = event_filter.digest()
-    before = decode_cursor(cursor, digest, secret_key) if cursor else None
+    before = decode_cursor(cursor, digest, secret_key) if cursor is not None else None
     query = await _guard(repository.base_query(collection, event_filter))
     documents, has_more = await _guard(
         repository.fetch_page(collection, query, event_filter, before, limit)

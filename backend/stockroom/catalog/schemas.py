@@ -24,7 +24,7 @@ from pydantic import (
 )
 from pydantic.json_schema import SkipJsonSchema
 
-from stockroom.types import SAFE_TEXT, MoneyIn, PositiveMoneyIn
+from stockroom.types import SAFE_TEXT, WHOLE_NUMBER, MoneyIn, PositiveMoneyIn
 
 MoneyStr = Annotated[
     Decimal,
@@ -182,7 +182,7 @@ Barcode = Annotated[
 Unit = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SAFE_TEXT
 ]
-Quantity = Annotated[int, Field(ge=0, le=2_000_000_000)]
+Quantity = Annotated[int, Field(strict=True, ge=0, le=2_000_000_000), WHOLE_NUMBER]
 
 
 class ProductCreate(_In):

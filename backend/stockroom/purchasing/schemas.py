@@ -19,6 +19,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from stockroom.http.params import UtcDateTime
 from stockroom.purchasing.models import PurchaseOrderStatus
@@ -70,12 +71,12 @@ class PurchaseOrderCreate(_In):
 class PurchaseOrderUpdate(_In):
     """Draft orders only. `lines`, when given, replaces every line."""
 
-    supplier_id: uuid.UUID | None = None
-    warehouse_id: uuid.UUID | None = None
+    supplier_id: uuid.UUID | SkipJsonSchema[None] = None
+    warehouse_id: uuid.UUID | SkipJsonSchema[None] = None
     expected_at: UtcDateTime | None = None
     reference: Reference = None
     note: Note = None
-    lines: OrderLines | None = None
+    lines: OrderLines | SkipJsonSchema[None] = None
 
     @field_validator("supplier_id", "warehouse_id", "lines")
     @classmethod

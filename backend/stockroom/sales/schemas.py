@@ -16,6 +16,7 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
+from pydantic.json_schema import SkipJsonSchema
 
 from stockroom.sales.models import SalesOrderStatus
 from stockroom.stock.order_schemas import (
@@ -76,11 +77,11 @@ class SalesOrderCreate(_In):
 class SalesOrderUpdate(_In):
     """Draft orders only. `lines`, when given, replaces every line."""
 
-    warehouse_id: uuid.UUID | None = None
-    customer: Customer | None = None
+    warehouse_id: uuid.UUID | SkipJsonSchema[None] = None
+    customer: Customer | SkipJsonSchema[None] = None
     reference: Reference = None
     note: Note = None
-    lines: OrderLines | None = None
+    lines: OrderLines | SkipJsonSchema[None] = None
 
     @field_validator("warehouse_id", "customer", "lines")
     @classmethod

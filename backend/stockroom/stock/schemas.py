@@ -17,7 +17,7 @@ from pydantic import (
 )
 
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
-from stockroom.types import SAFE_TEXT, MoneyIn
+from stockroom.types import SAFE_TEXT, WHOLE_NUMBER, MoneyIn
 
 MoneyStr = Annotated[
     Decimal,
@@ -26,7 +26,7 @@ MoneyStr = Annotated[
 ]
 # One movement moves at most a million units: far beyond any real one, and far from int4 limits.
 MAX_QUANTITY = 1_000_000
-Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
+Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY), WHOLE_NUMBER]
 Reference = (
     Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SAFE_TEXT
@@ -92,12 +92,16 @@ class MovementCreate(_In):
         description="receipt (+), return (+), sale (-), damage (-), adjustment (signed). "
         "transfer_out, transfer_in and count are posted by transfers and counts only (422)."
     )
-    quantity: int = Field(
-        strict=True,
-        ge=-MAX_QUANTITY,
-        le=MAX_QUANTITY,
-        description="a positive integer; for `adjustment` a signed non-zero integer",
-    )
+    quantity: Annotated[
+        int,
+        Field(
+            strict=True,
+            ge=-MAX_QUANTITY,
+            le=MAX_QUANTITY,
+            description="a positive integer; for `adjustment` a signed non-zero integer",
+        ),
+        WHOLE_NUMBER,
+    ]
     unit_cost: MoneyIn | None = Field(
         default=None, description="receipts only; defaults to the product's cost price"
     )
@@ -222,7 +226,7 @@ class TransferRead(_Out):
 class CountCreate(_In):
     product_id: uuid.UUID
     warehouse_id: uuid.UUID
-    counted_quantity: int = Field(strict=True, ge=0, le=100 * MAX_QUANTITY)
+    counted_quantity: Annotated[int, Field(strict=True, ge=0, le=100 * MAX_QUANTITY), WHOLE_NUMBER]
     note: Note = None
 
 
