@@ -162,7 +162,12 @@ async def test_get_unknown_user_is_404(client_as: ClientAs) -> None:
     response = await admin.get(f"{USERS}/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
-    assert (await admin.get(f"{USERS}/not-a-uuid")).status_code == 422
+    # `{user_id}` only matches a UUID (as product ids do), so `/users/me` is never taken for an
+    # id: a path that is not a user's is 404, and `DELETE /users/me` is 405 (Allow: GET, PATCH).
+    assert (await admin.get(f"{USERS}/not-a-uuid")).status_code == 404
+    me = await admin.delete(f"{USERS}/me")
+    assert me.status_code == 405
+    assert me.headers["allow"] == "GET, PATCH"
 
 
 async def test_list_users_filters_sorts_and_paginates(

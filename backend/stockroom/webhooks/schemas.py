@@ -22,6 +22,8 @@ EventPattern = Annotated[
         description="an exact event type (`product.created`) or a prefix ending in `*` "
         "(`stock.*`); `*` alone matches every type",
         examples=["stock.*"],
+        # Documented here, checked by `_check_patterns` (one message for every bad pattern).
+        json_schema_extra={"pattern": _PATTERN.pattern},
     ),
 ]
 Url = Annotated[str, Field(min_length=1, max_length=2000, examples=["https://example.com/hooks"])]
