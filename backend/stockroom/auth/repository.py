@@ -22,6 +22,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth.models import (
@@ -32,6 +33,7 @@ from stockroom.auth.models import (
     User,
     UserRole,
 )
+from stockroom.db.session import driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +122,20 @@ _USER_VIEW_QUERY = select(User, _role_names_of_user(), _permissions_of_user()).w
 )
 
 
+# The same query as driver SQL: every authenticated request runs it, and sending it on the
+# driver connection skips SQLAlchemy's per-statement work (and, before any other statement, the
+# BEGIN and COMMIT of a transaction of its own).
+_PRINCIPAL_SQL = str(PRINCIPAL_QUERY.compile(dialect=asyncpg_dialect()))  # type: ignore[no-untyped-call]
+
+
 async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
-    """The user and their effective permissions, in one query."""
-    row = (await session.execute(PRINCIPAL_QUERY, {"user_id": user_id})).one_or_none()
+    """The user and their effective permissions, in one query: one round trip.
+
+    Sent on the driver connection (`db.session.driver_connection`): inside the session's
+    transaction if SQLAlchemy started one, else as a statement of its own.
+    """
+    connection = await driver_connection(session)
+    row = await connection.fetchrow(_PRINCIPAL_SQL, user_id)
     if row is None:
         return None
     return Principal(
