@@ -214,6 +214,7 @@ async def dashboard_activity(
 )
 async def dashboard_stock_flow(
     collection: EventCollection,
+    session: Session,
     _: AuditReader,
     occurred_from: From = None,
     occurred_to: To = None,
@@ -222,7 +223,7 @@ async def dashboard_stock_flow(
 ) -> list[StockFlowBucket]:
     """Units into and out of each warehouse per UTC day, from stock movement events."""
     return await service.stock_flow(
-        collection, _utc(occurred_from), _utc(occurred_to), bucket, warehouse_id
+        collection, session, _utc(occurred_from), _utc(occurred_to), bucket, warehouse_id
     )
 
 

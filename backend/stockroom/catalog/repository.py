@@ -227,6 +227,15 @@ async def list_warehouses(
     return [row[0] for row in rows], total
 
 
+async def warehouse_codes(
+    session: AsyncSession, warehouse_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(Warehouse.id, Warehouse.code).where(Warehouse.id.in_(warehouse_ids))
+    )
+    return {row.id: row.code for row in rows}
+
+
 async def warehouse_code_taken(
     session: AsyncSession, code: str, exclude_id: uuid.UUID | None
 ) -> bool:
@@ -489,6 +498,9 @@ async def product_stock(session: AsyncSession, product_id: uuid.UUID) -> list[di
             StockLevel.warehouse_id,
             Warehouse.code.label("warehouse_code"),
             StockLevel.on_hand,
+            StockLevel.reserved,
+            (StockLevel.on_hand - StockLevel.reserved).label("available"),
+            StockLevel.on_order,
             StockLevel.in_transit_out,
         )
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)

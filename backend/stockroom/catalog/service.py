@@ -4,7 +4,7 @@ in the same transaction as the change they describe."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -344,6 +344,22 @@ async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Wareh
     """One warehouse."""
     async with transaction(session):
         return await _or_404(repository.get_warehouse(session, warehouse_id), WarehouseNotFound)
+
+
+async def warehouse_codes(session: AsyncSession, warehouse_ids: Sequence[str]) -> dict[str, str]:
+    """The codes of the warehouses with these ids (ids that are not UUIDs, or of warehouses
+    deleted since, are left out)."""
+    ids: list[uuid.UUID] = []
+    for value in warehouse_ids:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    if not ids:
+        return {}
+    async with transaction(session):
+        codes = await repository.warehouse_codes(session, ids)
+    return {str(warehouse_id): code for warehouse_id, code in codes.items()}
 
 
 async def create_warehouse(session: AsyncSession, data: WarehouseCreate, ctx: Context) -> Warehouse:

@@ -1,4 +1,5 @@
-"""`stockroom relay` and the `stockroom events ...` group (`events replay`)."""
+"""`stockroom relay` and the `stockroom events ...` group (`events replay`,
+`events rebuild-rollups`)."""
 
 from __future__ import annotations
 
@@ -17,11 +18,14 @@ from stockroom.events.store import EventStore
 from stockroom.settings import Settings
 
 # The `stockroom events` group; other domains add commands to it (activity: `events export`).
-events_app = typer.Typer(help="Activity events: replay into the event store, export.")
+events_app = typer.Typer(
+    help="Activity events: replay into the event store, rebuild the dashboard rollups, export."
+)
 
 IN_PROCESS_EXPLANATION = (
     "MONGODB_URL is not set: the event store is in-process, inside `stockroom serve`, which "
-    "rebuilds it from the outbox at every start and runs its own relay."
+    "rebuilds it (events and rollups) from every event the outbox keeps at each start and runs "
+    "its own relay."
 )
 
 
@@ -69,8 +73,8 @@ def replay_command(
         ),
     ] = None,
 ) -> None:
-    """Write the retained outbox events to MongoDB again (idempotent: a second run changes
-    nothing)."""
+    """Write every event the outbox holds to MongoDB again, then recompute the dashboard
+    rollups (idempotent: a second run changes nothing)."""
     from stockroom.events.relay import count_retained, replay
 
     settings = _settings()
@@ -103,10 +107,52 @@ def replay_command(
         raise typer.Exit(1) from None
 
 
+def rebuild_rollups_command(
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="recompute the buckets from this date/time on (UTC unless an offset is given); "
+            "default: all of them",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"],
+        ),
+    ] = None,
+) -> None:
+    """Recompute the dashboard rollups in MongoDB from the stored events (safe while the API
+    and relays run; run it again if it fails)."""
+    from stockroom.db.base import utcnow
+    from stockroom.events import rollups
+
+    settings = _settings()
+    if not settings.mongodb_url:
+        typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Nothing to rebuild.", err=True)
+        raise typer.Exit(2)
+    since_utc = _as_utc(since)
+
+    async def run() -> None:
+        async with _pipeline_resources(settings) as (sessionmaker, store):
+            closed_through = await rollups.rebuild(
+                sessionmaker, store.collection, utcnow(), since=since_utc
+            )
+        typer.echo(f"rollups rebuilt; hours before {closed_through:%Y-%m-%d %H:%M} UTC are closed")
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        typer.echo(
+            f"stockroom: rebuild failed ({type(exc).__name__}: {exc}); run it again", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+events_app.command("rebuild-rollups")(rebuild_rollups_command)
+
+
 def relay_command() -> None:
-    """Run the outbox relay in this process (for deployments that run it apart from the API)."""
+    """Run the outbox relay in this process (for deployments that run it apart from the API),
+    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false."""
     from stockroom.events.relay import Relay
     from stockroom.logs import configure_logging
+    from stockroom.webhooks.lifespan import running_dispatcher
 
     settings = _settings()
     if not settings.mongodb_url:
@@ -115,7 +161,10 @@ def relay_command() -> None:
     configure_logging(settings)
 
     async def run() -> None:
-        async with _pipeline_resources(settings) as (sessionmaker, store):
+        async with (
+            _pipeline_resources(settings) as (sessionmaker, store),
+            running_dispatcher(settings, sessionmaker),  # webhooks: same process, own task
+        ):
             task = asyncio.create_task(Relay(sessionmaker, store, settings).run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
