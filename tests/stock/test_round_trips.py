@@ -68,6 +68,7 @@ async def test_round_trips_of_a_movement_a_keyed_movement_and_users_me(
             # and the posting then runs in a transaction: BEGIN and COMMIT. Issue 14 asks for
             # 3; docs/benchmarks.md says what a fourth design would take.
             assert await per_request(counter, post_keyed, 201) == KEYED_MOVEMENT_ROUND_TRIPS
+            # The profile and the same session checks in one query, on the driver connection.
             assert await per_request(counter, me, 200) == 1
             await client.aclose()
             on_hand = await live.scalar(
