@@ -59,6 +59,8 @@ class Receiver:
     script: list[int | None] = field(default_factory=list)
     default_status: int = 200
     hang_s: float = 2.0
+    # Answer 500 to the first request of each (path, webhook-id), then `default_status`.
+    fail_first: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -73,7 +75,13 @@ class Receiver:
             self.received.append(
                 Received(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
             )
-            return self.script.pop(0) if self.script else self.default_status
+            if self.script:
+                return self.script.pop(0)
+            if self.fail_first:
+                key = (request.path, request.headers.get("webhook-id"))
+                if sum((r.path, r.headers.get("webhook-id")) == key for r in self.received) == 1:
+                    return 500
+            return self.default_status
 
     def ids(self) -> list[str]:
         with self.lock:
@@ -102,10 +110,16 @@ def _handler(receiver_ref: list[Receiver]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections beyond it, and the client retries them
+    # a second later: many concurrent deliveries would look slow for the receiver's sake.
+    request_queue_size = 256
+
+
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
     ref: list[Receiver] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ref))
+    server = _Server(("127.0.0.1", 0), _handler(ref))
     server.daemon_threads = True
     instance = Receiver(server)
     ref.append(instance)
@@ -182,11 +196,14 @@ def make_dispatcher(
     timeout_s: float = 1.0,
     network: httpcore.AsyncNetworkBackend | None = None,
     concurrency: int = 50,
+    poll_interval_s: float = 0.5,
 ) -> Dispatcher:
     client = WebhookClient(
         guard or TargetGuard(allow_private=True), timeout_s=timeout_s, network_backend=network
     )
-    return Dispatcher(sessionmaker, client, concurrency=concurrency, clock=clock)
+    return Dispatcher(
+        sessionmaker, client, concurrency=concurrency, clock=clock, poll_interval_s=poll_interval_s
+    )
 
 
 @pytest.fixture
