@@ -45,16 +45,20 @@ SAFE_TEXT_PATTERN = r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*$"
 a JSON Schema pattern, and a generated client never sends one)."""
 
 
+def _refuse_unsafe_input(value: object) -> object:
+    # Before any other step: stripping would silently drop a trailing "\x85" or "\x1f" (Python
+    # counts them as whitespace), and the caller must hear about such text, not lose part of it.
+    return refuse_unsafe_characters(value) if isinstance(value, str) else value
+
+
 @dataclass(frozen=True, slots=True)
 class _SafeTextCheck:
-    """`refuse_unsafe_characters` after the other checks, and the rule in the JSON schema."""
+    """`_refuse_unsafe_input` before the other checks, and the rule in the JSON schema."""
 
     def __get_pydantic_core_schema__(
         self, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        return core_schema.no_info_after_validator_function(
-            refuse_unsafe_characters, handler(source)
-        )
+        return core_schema.no_info_before_validator_function(_refuse_unsafe_input, handler(source))
 
     def __get_pydantic_json_schema__(
         self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
@@ -69,8 +73,9 @@ class _SafeTextCheck:
 
 SAFE_TEXT = _SafeTextCheck()
 """The check of `SafeText`, for text with limits: `Annotated[str, StringConstraints(...),
-SAFE_TEXT]`. It goes last, so that stripping, lengths and patterns apply as they read (pydantic
-applies constraints written after a validator generically: lengths before stripping)."""
+SAFE_TEXT]`. It runs on the text as sent, before stripping, lengths and patterns; write it last,
+so that the constraints before it stay on the string itself (pydantic applies constraints written
+after a validator generically: lengths before stripping)."""
 
 SafeText = Annotated[str, SAFE_TEXT]
 """Text from a caller (a body field, a query parameter, a CSV cell): NUL or another control

@@ -69,7 +69,7 @@ def check() -> None:
 
 async def _prune(url: str, ttl: timedelta) -> int:
     from stockroom.db.engine import create_engine, create_sessionmaker
-    from stockroom.http.idempotency import prune_expired
+    from stockroom.idempotency import prune_expired
 
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
