@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
+    Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
     WithJsonSchema,
@@ -129,3 +130,22 @@ WHOLE_NUMBER = BeforeValidator(_whole_number)
 """For an integer in a request body, as the OpenAPI document's `integer` means it: 3 and 3.0 are
 accepted, "3", 3.5 and true refused (422). It goes last, after the bounds, so that they stay
 JSON Schema keywords: `Annotated[int, Field(strict=True, gt=0, le=...), WHOLE_NUMBER]`."""
+
+
+def _drop_null(schema: dict[str, Any]) -> None:
+    variants = schema.get("anyOf")
+    if not isinstance(variants, list):
+        return
+    rest = [v for v in variants if v != {"type": "null"}]
+    if len(rest) == 1:
+        del schema["anyOf"]
+        schema.update({**rest[0], **schema})
+    else:
+        schema["anyOf"] = rest
+
+
+NOT_NULL = Field(json_schema_extra=_drop_null)
+"""For a field of a partial update that may be left out but not cleared:
+`name: Annotated[Name | None, NOT_NULL] = None`. The schema says the value is never null (a
+validator of the model refuses an explicit null); the Python type stays `X | None`, so that an
+error's `loc` is the field's own (`["body", "name"]`), with no union branch in it."""

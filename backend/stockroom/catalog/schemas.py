@@ -22,9 +22,8 @@ from pydantic import (
     computed_field,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
-from stockroom.types import SAFE_TEXT, WHOLE_NUMBER, MoneyIn, PositiveMoneyIn
+from stockroom.types import NOT_NULL, SAFE_TEXT, WHOLE_NUMBER, MoneyIn, PositiveMoneyIn
 
 MoneyStr = Annotated[
     Decimal,
@@ -62,7 +61,7 @@ class CategoryCreate(_In):
 
 
 class CategoryUpdate(_In):
-    name: CategoryName | SkipJsonSchema[None] = None
+    name: Annotated[CategoryName | None, NOT_NULL] = None
     description: OptionalText = None
     parent_id: uuid.UUID | None = None
 
@@ -96,7 +95,7 @@ class SupplierCreate(_In):
 
 
 class SupplierUpdate(_In):
-    name: Name | SkipJsonSchema[None] = None
+    name: Annotated[Name | None, NOT_NULL] = None
     email: Email | None = None
     phone: Phone = None
     address: OptionalText = None
@@ -141,10 +140,10 @@ class WarehouseCreate(_In):
 
 
 class WarehouseUpdate(_In):
-    code: WarehouseCode | SkipJsonSchema[None] = None
-    name: Name | SkipJsonSchema[None] = None
+    code: Annotated[WarehouseCode | None, NOT_NULL] = None
+    name: Annotated[Name | None, NOT_NULL] = None
     address: OptionalText = None
-    is_active: StrictBool | SkipJsonSchema[None] = None
+    is_active: Annotated[StrictBool | None, NOT_NULL] = None
 
     @field_validator("code", "name", "is_active")
     @classmethod
@@ -202,17 +201,17 @@ class ProductCreate(_In):
 class ProductUpdate(_In):
     """Partial update: only the fields sent change. `null` clears an optional field."""
 
-    sku: Sku | SkipJsonSchema[None] = None
-    name: Name | SkipJsonSchema[None] = None
+    sku: Annotated[Sku | None, NOT_NULL] = None
+    name: Annotated[Name | None, NOT_NULL] = None
     description: OptionalText = None
     category_id: uuid.UUID | None = None
     supplier_id: uuid.UUID | None = None
-    unit: Unit | SkipJsonSchema[None] = None
+    unit: Annotated[Unit | None, NOT_NULL] = None
     barcode: Barcode | None = None
-    cost_price: MoneyIn | SkipJsonSchema[None] = None
-    sale_price: PositiveMoneyIn | SkipJsonSchema[None] = None
-    reorder_point: Quantity | SkipJsonSchema[None] = None
-    reorder_quantity: Quantity | SkipJsonSchema[None] = None
+    cost_price: Annotated[MoneyIn | None, NOT_NULL] = None
+    sale_price: Annotated[PositiveMoneyIn | None, NOT_NULL] = None
+    reorder_point: Annotated[Quantity | None, NOT_NULL] = None
+    reorder_quantity: Annotated[Quantity | None, NOT_NULL] = None
 
     @field_validator(
         "sku", "name", "unit", "cost_price", "sale_price", "reorder_point", "reorder_quantity"

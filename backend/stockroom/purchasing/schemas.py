@@ -19,7 +19,6 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from stockroom.http.params import UtcDateTime
 from stockroom.purchasing.models import PurchaseOrderStatus
@@ -30,7 +29,7 @@ from stockroom.stock.order_schemas import (
     distinct_products,
 )
 from stockroom.stock.schemas import MoneyStr, Note, Quantity, Reference
-from stockroom.types import MoneyIn
+from stockroom.types import NOT_NULL, MoneyIn
 
 Number = Annotated[str, StringConstraints(max_length=20)]
 
@@ -71,12 +70,12 @@ class PurchaseOrderCreate(_In):
 class PurchaseOrderUpdate(_In):
     """Draft orders only. `lines`, when given, replaces every line."""
 
-    supplier_id: uuid.UUID | SkipJsonSchema[None] = None
-    warehouse_id: uuid.UUID | SkipJsonSchema[None] = None
+    supplier_id: Annotated[uuid.UUID | None, NOT_NULL] = None
+    warehouse_id: Annotated[uuid.UUID | None, NOT_NULL] = None
     expected_at: UtcDateTime | None = None
     reference: Reference = None
     note: Note = None
-    lines: OrderLines | SkipJsonSchema[None] = None
+    lines: Annotated[OrderLines | None, NOT_NULL] = None
 
     @field_validator("supplier_id", "warehouse_id", "lines")
     @classmethod

@@ -16,7 +16,6 @@ from pydantic import (
     StringConstraints,
     field_validator,
 )
-from pydantic.json_schema import SkipJsonSchema
 
 from stockroom.sales.models import SalesOrderStatus
 from stockroom.stock.order_schemas import (
@@ -26,7 +25,7 @@ from stockroom.stock.order_schemas import (
     distinct_products,
 )
 from stockroom.stock.schemas import MoneyStr, Note, Quantity, Reference
-from stockroom.types import SAFE_TEXT, MoneyIn
+from stockroom.types import NOT_NULL, SAFE_TEXT, MoneyIn
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
@@ -77,11 +76,11 @@ class SalesOrderCreate(_In):
 class SalesOrderUpdate(_In):
     """Draft orders only. `lines`, when given, replaces every line."""
 
-    warehouse_id: uuid.UUID | SkipJsonSchema[None] = None
-    customer: Customer | SkipJsonSchema[None] = None
+    warehouse_id: Annotated[uuid.UUID | None, NOT_NULL] = None
+    customer: Annotated[Customer | None, NOT_NULL] = None
     reference: Reference = None
     note: Note = None
-    lines: OrderLines | SkipJsonSchema[None] = None
+    lines: Annotated[OrderLines | None, NOT_NULL] = None
 
     @field_validator("warehouse_id", "customer", "lines")
     @classmethod
