@@ -10,10 +10,11 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import pytest
@@ -30,6 +31,7 @@ from stockroom.webhooks.models import WebhookEndpoint
 from stockroom.webhooks.signing import generate_secret
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+R = TypeVar("R", bound="Receiver")
 ADMIN_CTX = Context(
     actor=Actor(id=uuid.UUID("01890000-0000-7000-8000-0000000000aa"), email="admin@example.com"),
     request_id="req-webhooks",
@@ -41,6 +43,11 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """One delivery: the endpoint (path) and the event (`webhook-id`)."""
+        return self.path, self.headers.get("webhook-id")
 
     @property
     def event(self) -> dict[str, Any]:
@@ -78,8 +85,8 @@ class Receiver:
             if self.script:
                 return self.script.pop(0)
             if self.fail_first:
-                key = (request.path, request.headers.get("webhook-id"))
-                if sum((r.path, r.headers.get("webhook-id")) == key for r in self.received) == 1:
+                key = self.received[-1].key
+                if sum(r.key == key for r in self.received) == 1:
                     return 500
             return self.default_status
 
@@ -116,12 +123,13 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+@contextmanager
+def serving(kind: type[R]) -> Iterator[R]:
+    """A receiver of the given kind listening on 127.0.0.1 while the block runs."""
     ref: list[Receiver] = []
     server = _Server(("127.0.0.1", 0), _handler(ref))
     server.daemon_threads = True
-    instance = Receiver(server)
+    instance = kind(server)
     ref.append(instance)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -130,6 +138,12 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving(Receiver) as instance:
+        yield instance
 
 
 class Clock:
