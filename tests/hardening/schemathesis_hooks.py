@@ -29,6 +29,7 @@ CONTRACT_REFUSALS: dict[str, set[tuple[str, str | None]]] = {
     "GET /api/v1/dashboard/stock-flow": _RANGE,
     "GET /api/v1/dashboard/top-actors": _RANGE,
     "GET /api/v1/reports/sales-summary": {("validation_error", "query.to")},
+    "GET /api/v1/reports/purchases-summary": {("validation_error", "query.to")},
     # Role names are data: an unknown one is refused where it is named.
     "POST /api/v1/users": {("validation_error", "body.roles")},
     "PATCH /api/v1/users/{user_id}": {("validation_error", "body.roles")},
