@@ -27,8 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from stockroom.activity import service
-from stockroom.activity.repository import EventFilter
-from stockroom.activity.schemas import Bucket
+from stockroom.activity.schemas import Bucket, EventFilter
 
 SECRET = "bench-secret-key-0123456789abcdef0123456789abcdef"
 TYPES = [

@@ -17,11 +17,11 @@ from typer.testing import CliRunner
 
 import stockroom.cli
 from stockroom.cli import app as cli_app
-from stockroom.db.base import utcnow
+from stockroom.context import Actor, Context
 from stockroom.db.engine import create_engine
 from stockroom.events import record
 from stockroom.events.models import OutboxEvent
-from stockroom.http.context import Actor, Context
+from stockroom.types import utcnow
 from tests.conftest import make_settings
 
 

@@ -18,8 +18,7 @@ from typing import Any
 import pytest
 
 from stockroom.activity import repository, service
-from stockroom.activity.repository import EventFilter
-from stockroom.activity.schemas import Bucket
+from stockroom.activity.schemas import Bucket, EventFilter
 from stockroom.events.store import EventStore, mongodb_event_store
 from tests.activity.conftest import event, movement
 

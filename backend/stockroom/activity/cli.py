@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, TextIO
 
@@ -13,14 +13,9 @@ import typer
 
 from stockroom.activity.schemas import ExportFormat
 from stockroom.settings import Settings
+from stockroom.types import as_utc
 
 _DATE_FORMATS = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"]
-
-
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def export_events(
@@ -39,7 +34,7 @@ async def export_events(
     in PostgreSQL first, as the server does at start.
     """
     from stockroom.activity import service
-    from stockroom.activity.repository import EventFilter
+    from stockroom.activity.schemas import EventFilter
     from stockroom.events.store import open_event_store
 
     event_filter = EventFilter(type=type_, occurred_from=since, occurred_to=until)
@@ -107,8 +102,8 @@ def register(app: typer.Typer) -> None:
                 export_events(
                     settings,
                     out,
-                    since=_as_utc(since),
-                    until=_as_utc(until),
+                    since=as_utc(since) if since else None,
+                    until=as_utc(until) if until else None,
                     type_=type_,
                     export_format=export_format,
                 )

@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -21,17 +21,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stockroom.activity import repository
 from stockroom.activity.cursor import decode_cursor, encode_cursor
 from stockroom.activity.errors import EventStoreUnavailable, InvalidFilter
-from stockroom.activity.repository import Collection, Document, EventFilter
+from stockroom.activity.repository import Collection, Document
 from stockroom.activity.schemas import (
     ActivityBucket,
     ActivityEvent,
     ActivityPage,
     Bucket,
     DashboardSummary,
+    EventFilter,
     ExportFormat,
     StockFlowBucket,
     TopActor,
 )
+from stockroom.types import as_utc, utcnow
 
 MAX_PAGE_LIMIT = 500
 EXPORT_BATCH_SIZE = 1000
@@ -62,10 +64,6 @@ CSV_COLUMNS = (
 )
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- shaping events for callers -------------------------------------------------------------
 
 
@@ -87,7 +85,7 @@ def to_event(document: Document, *, show_costs: bool) -> dict[str, Any]:
     return {
         "id": str(document["_id"]),
         "type": document["type"],
-        "occurred_at": repository.as_utc(document["occurred_at"]),
+        "occurred_at": as_utc(document["occurred_at"]),
         "actor": document.get("actor"),
         "entity": document.get("entity"),
         "request": document.get("request"),
@@ -184,7 +182,7 @@ async def _events(
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return repository.as_utc(value).isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     return str(value)
@@ -317,7 +315,7 @@ def resolve_range(
 
 def _bucket_rows(rows: list[Document]) -> list[Document]:
     for row in rows:
-        row["bucket_start"] = repository.as_utc(row["bucket_start"])
+        row["bucket_start"] = as_utc(row["bucket_start"])
     return rows
 
 

@@ -21,8 +21,8 @@ def _valid_email(value: str) -> str:
 
 async def _create_admin(url: str, email: str, password: str, full_name: str, reset: bool) -> bool:
     from stockroom.auth import service
+    from stockroom.context import Context
     from stockroom.db.engine import create_engine, create_sessionmaker
-    from stockroom.http.context import Context
 
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:

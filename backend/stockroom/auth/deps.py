@@ -16,14 +16,14 @@ from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth import repository
-from stockroom.auth.repository import Principal, UserView
+from stockroom.auth.repository import UserView
 from stockroom.auth.tokens import InvalidToken, decode_access_token
-from stockroom.db.base import utcnow
+from stockroom.context import Actor, Context, Principal
 from stockroom.db.session import Session, begin_request_transaction
-from stockroom.http.context import Actor, Context
 from stockroom.http.errors import PermissionDenied, Unauthorized
 from stockroom.http.middleware import route_template
 from stockroom.settings import Settings
+from stockroom.types import utcnow
 
 # OAuth2 password flow in the OpenAPI schema, so Swagger UI's "Authorize" logs in through
 # /auth/login; on the wire it is a plain `Authorization: Bearer <access token>` header.

@@ -32,21 +32,7 @@ from stockroom.auth.models import (
     User,
     UserRole,
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """A user with their effective roles and permissions, as loaded for one request."""
-
-    id: uuid.UUID
-    email: str
-    full_name: str
-    is_active: bool
-    roles: tuple[str, ...]
-    permissions: frozenset[str]
-
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
+from stockroom.context import Principal
 
 
 @dataclass(frozen=True, slots=True)

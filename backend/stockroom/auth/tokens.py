@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from stockroom.settings import Settings
+from stockroom.types import utcnow
 
 ACCESS_TOKEN_TYPE = "access"
 MAX_TOKEN_LENGTH = 4096  # anything longer is refused before any parsing
@@ -31,7 +32,7 @@ def create_access_token(
     user_id: uuid.UUID, settings: Settings, *, now: datetime | None = None
 ) -> tuple[str, int]:
     """An access token for `user_id` and its lifetime in seconds."""
-    issued = now or datetime.now(UTC)
+    issued = now or utcnow()
     lifetime = timedelta(minutes=settings.access_token_expire_minutes)
     claims = {
         "sub": str(user_id),

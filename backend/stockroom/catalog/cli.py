@@ -60,7 +60,7 @@ def import_products(
 
     from stockroom.catalog import importer
     from stockroom.catalog.errors import ImportRejected
-    from stockroom.http.context import Context
+    from stockroom.context import Context
     from stockroom.http.errors import AppError
 
     size = file.stat().st_size
@@ -128,7 +128,7 @@ def export_products(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from stockroom.catalog import exporter, repository
-    from stockroom.catalog.repository import ProductFilters
+    from stockroom.catalog.schemas import ProductFilters
 
     filters = ProductFilters(
         q=q,
@@ -212,8 +212,8 @@ async def _seed_users(
     """One user per seeded role through the auth service; (role, email, password or note)."""
     from stockroom.auth import service as auth_service
     from stockroom.auth.permissions import Perm
-    from stockroom.auth.repository import Principal
     from stockroom.auth.schemas import UserCreate
+    from stockroom.context import Principal
     from stockroom.http.errors import Conflict
 
     # The seeder acts as the system: it may grant every role.
@@ -368,7 +368,7 @@ def seed(
     from sqlalchemy import select
 
     from stockroom.catalog.models import Warehouse
-    from stockroom.http.context import Context
+    from stockroom.context import Context
 
     rng = random.Random(random_seed)
     ctx = Context.system()

@@ -15,16 +15,12 @@ from pydantic import BaseModel
 
 from stockroom.auth.deps import WriteContext, require
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal
 from stockroom.catalog import exporter, importer, service
-from stockroom.catalog.repository import (
+from stockroom.catalog.schemas import (
     CATEGORY_SORTS,
     PRODUCT_SORTS,
     SUPPLIER_SORTS,
     WAREHOUSE_SORTS,
-    ProductFilters,
-)
-from stockroom.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
     CategoryUpdate,
@@ -32,6 +28,7 @@ from stockroom.catalog.schemas import (
     ProductCreate,
     ProductDetail,
     ProductDetailWithCosts,
+    ProductFilters,
     ProductRead,
     ProductReadWithCosts,
     ProductUpdate,
@@ -44,6 +41,7 @@ from stockroom.catalog.schemas import (
     product_detail_model,
     product_read_model,
 )
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag

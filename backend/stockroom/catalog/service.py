@@ -27,19 +27,19 @@ from stockroom.catalog.errors import (
     WarehouseNotFound,
 )
 from stockroom.catalog.models import Category, Product, Supplier, Warehouse
-from stockroom.catalog.repository import ProductFilters
 from stockroom.catalog.schemas import (
     CategoryCreate,
     CategoryUpdate,
     ProductCreate,
+    ProductFilters,
     ProductUpdate,
     SupplierCreate,
     SupplierUpdate,
     WarehouseCreate,
     WarehouseUpdate,
 )
+from stockroom.context import Context
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.errors import AppError, Conflict, PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import PageParams, Sort

@@ -7,7 +7,7 @@ import contextlib
 import signal
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 import typer
@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stockroom.events.store import EventStore
 from stockroom.settings import Settings
+from stockroom.types import as_utc
 
 # The `stockroom events` group; other domains add commands to it (activity: `events export`).
 events_app = typer.Typer(help="Activity events: replay into the event store, export.")
@@ -52,12 +53,6 @@ async def _pipeline_resources(
             store.close()
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 @events_app.command("replay")
 def replay_command(
     since: Annotated[
@@ -77,7 +72,7 @@ def replay_command(
     if not settings.mongodb_url:
         typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Nothing to replay.", err=True)
         raise typer.Exit(2)
-    since_utc = _as_utc(since)
+    since_utc = as_utc(since) if since else None
 
     async def run() -> None:
         async with _pipeline_resources(settings) as (sessionmaker, store):

@@ -37,12 +37,13 @@ from sqlalchemy.dialects.postgresql import JSONB, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stockroom.db.base import Base, utcnow
+from stockroom.db.base import Base
 from stockroom.db.session import transaction
 from stockroom.events.recorder import to_json_value
 from stockroom.http.errors import PROBLEM_CONTENT_TYPE, AppError, Conflict, ValidationFailed
 from stockroom.http.middleware import route_template
 from stockroom.http.request_id import current_request_id
+from stockroom.types import utcnow
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 255

@@ -10,7 +10,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from decimal import Decimal
 from typing import Any, cast
 
@@ -20,7 +19,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.catalog.models import Product, Warehouse
-from stockroom.db.base import utcnow
 from stockroom.http.pagination import PageParams
 from stockroom.stock.models import (
     CountStatus,
@@ -30,6 +28,8 @@ from stockroom.stock.models import (
     StockTransfer,
     TransferStatus,
 )
+from stockroom.stock.schemas import MovementFilter
+from stockroom.types import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,16 +159,6 @@ async def lock_level(session: AsyncSession, product_id: uuid.UUID, warehouse_id:
 
 
 # --- movements -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MovementFilter:
-    product_id: uuid.UUID | None = None
-    warehouse_id: uuid.UUID | None = None
-    type: str | None = None
-    reference: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
 
 
 def add_movement(session: AsyncSession, **values: Any) -> StockMovement:

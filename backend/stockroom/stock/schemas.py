@@ -3,30 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     StringConstraints,
     model_validator,
 )
 
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
+from stockroom.types import MoneyIn, MoneyStr
 
-MoneyStr = Annotated[
-    Decimal,
-    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
-]
-MoneyIn = Annotated[
-    Decimal,
-    Field(ge=0, max_digits=12, decimal_places=2, description='a decimal string like "10.50"'),
-]
 # One movement moves at most a million units: far beyond any real one, and far from int4 limits.
 MAX_QUANTITY = 1_000_000
 Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
@@ -74,10 +65,10 @@ class MovementCreate(_In):
         le=MAX_QUANTITY,
         description="a positive integer; for `adjustment` a signed non-zero integer",
     )
-    unit_cost: MoneyIn | None = Field(
+    unit_cost: Annotated[MoneyIn, Field(ge=0)] | None = Field(
         default=None, description="receipts only; defaults to the product's cost price"
     )
-    unit_price: MoneyIn | None = Field(
+    unit_price: Annotated[MoneyIn, Field(ge=0)] | None = Field(
         default=None,
         description="sales and returns only; defaults to the product's sale price",
     )
@@ -208,3 +199,13 @@ class CountRead(_Out):
     created_at: datetime
     reviewed_by: uuid.UUID | None = None
     reviewed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MovementFilter:
+    product_id: uuid.UUID | None = None
+    warehouse_id: uuid.UUID | None = None
+    type: str | None = None
+    reference: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None

@@ -18,9 +18,9 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
+from stockroom.context import Context
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.errors import ValidationFailed
 from stockroom.http.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.http.pagination import Page, PageParams
@@ -47,12 +47,13 @@ from stockroom.stock.models import (
     StockTransfer,
     TransferStatus,
 )
-from stockroom.stock.repository import MovementFilter, ProductFacts
+from stockroom.stock.repository import ProductFacts
 from stockroom.stock.schemas import (
     CountCreate,
     CountRead,
     LowStockProduct,
     MovementCreate,
+    MovementFilter,
     MovementRead,
     StockLevelRead,
     TransferCreate,
