@@ -346,6 +346,12 @@ async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Wareh
         return await _or_404(repository.get_warehouse(session, warehouse_id), WarehouseNotFound)
 
 
+async def warehouse_code_in_use(session: AsyncSession, code: str) -> bool:
+    """Whether a warehouse already has this code (compared case-insensitively)."""
+    async with transaction(session):
+        return await repository.warehouse_code_taken(session, code, None)
+
+
 async def create_warehouse(session: AsyncSession, data: WarehouseCreate, ctx: Context) -> Warehouse:
     """Create a warehouse; codes are unique (case-insensitively)."""
     async with _translated(), transaction(session):

@@ -1,4 +1,5 @@
-"""`stockroom relay` and the `stockroom events ...` group (`events replay`)."""
+"""`stockroom relay` and `stockroom events replay` (`stockroom.cli` puts the latter in the `events`
+group)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom import commands
 from stockroom.events.store import EventStore
 from stockroom.settings import Settings
 from stockroom.types import as_utc
-
-# The `stockroom events` group; other domains add commands to it (activity: `events export`).
-events_app = typer.Typer(help="Activity events: replay into the event store, export.")
 
 IN_PROCESS_EXPLANATION = (
     "MONGODB_URL is not set: the event store is in-process, inside `stockroom serve`, which "
@@ -27,9 +26,8 @@ IN_PROCESS_EXPLANATION = (
 
 
 def _settings() -> Settings:
-    from stockroom.cli import load_settings
-
-    return load_settings()
+    """The command's settings (tests replace this function)."""
+    return commands.load_settings()
 
 
 async def _open_store(settings: Settings) -> EventStore:
@@ -43,17 +41,18 @@ async def _open_store(settings: Settings) -> EventStore:
 async def _pipeline_resources(
     settings: Settings,
 ) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], EventStore]]:
-    from stockroom.db.runtime import open_database
-
-    async with open_database(settings) as database:
+    async with commands.command_database(
+        settings,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    ) as sessionmaker:
         store = await _open_store(settings)
         try:
-            yield database.sessionmaker, store
+            yield sessionmaker, store
         finally:
             store.close()
 
 
-@events_app.command("replay")
 def replay_command(
     since: Annotated[
         datetime | None,
@@ -122,9 +121,3 @@ def relay_command() -> None:
             typer.echo("outbox relay stopped")
 
     asyncio.run(run())
-
-
-def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the `stockroom` command."""
-    app.command("relay")(relay_command)
-    app.add_typer(events_app, name="events")
