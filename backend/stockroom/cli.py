@@ -95,7 +95,8 @@ def _run_uvicorn(host: str, port: int, workers: int, reload: bool) -> None:
         server_header=False,
         access_log=False,
         log_config=None,
-        proxy_headers=True,
+        # X-Forwarded-* are honoured by the app itself, from FORWARDED_ALLOW_IPS only.
+        proxy_headers=False,
         timeout_graceful_shutdown=10,
     )
 

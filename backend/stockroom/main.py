@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from stockroom.activity.pages import router as pages_router
 from stockroom.activity.router import router as activity_router
@@ -19,7 +20,7 @@ from stockroom.db.runtime import open_database
 from stockroom.events.lifespan import event_pipeline
 from stockroom.health.router import router as health_router
 from stockroom.http.errors import install_error_handlers
-from stockroom.http.metrics import CONTENT_TYPE_LATEST, generate_latest
+from stockroom.http.metrics import CONTENT_TYPE_LATEST, check_metrics_access, generate_latest
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
@@ -79,7 +80,8 @@ def create_app(
     app.include_router(pages_router)
 
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        check_metrics_access(request, settings.metrics_token)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     # Added innermost first: the request-context middleware wraps everything, so even a 413 or
@@ -104,4 +106,9 @@ def create_app(
             expose_headers=["ETag", "Location", "X-Request-ID", "Retry-After"],
         )
     app.add_middleware(RequestContextMiddleware, hsts=settings.is_production)
+    if settings.forwarded_allow_ips:
+        # Outermost, so the request id, the access log and the audit trail all see the client
+        # the trusted proxy names. Without it the socket peer is the client, whatever the
+        # headers say (uvicorn's own proxy handling stays off: see cli.serve).
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from enum import StrEnum
@@ -57,6 +58,12 @@ class Settings(BaseSettings):
     # HTTP
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     max_upload_bytes: int = Field(default=200 * 1_048_576, ge=1024)
+    # Peers (addresses or networks, comma-separated) whose X-Forwarded-For/-Proto are believed:
+    # the reverse proxy. Default none, so the audit log's request.ip is the socket peer and no
+    # client can write its own.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer token /metrics asks for; unset, /metrics answers loopback clients only.
+    metrics_token: str | None = Field(default=None, repr=False, min_length=16)
 
     # Auth
     jwt_algorithm: str = "HS256"
@@ -84,6 +91,26 @@ class Settings(BaseSettings):
     def _split_origins(cls, value: Any) -> Any:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("metrics_token", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("forwarded_allow_ips", mode="before")
+    @classmethod
+    def _split_forwarded(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [peer.strip() for peer in value.split(",") if peer.strip()]
+        return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded(cls, value: list[str]) -> list[str]:
+        for peer in value:
+            if peer != "*":
+                ipaddress.ip_network(peer, strict=False)  # ValueError names the bad entry
         return value
 
     @model_validator(mode="after")

@@ -1,12 +1,14 @@
-"""Value types every layer may use: money and UTC datetimes."""
+"""Value types every layer may use (the bottom layer: imports nothing of ours): money, UTC
+datetimes and safe text."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import Field, PlainSerializer
+from pydantic import AfterValidator, Field, PlainSerializer
 
 MoneyStr = Annotated[
     Decimal,
@@ -30,3 +32,36 @@ def utcnow() -> datetime:
 def as_utc(value: datetime) -> datetime:
     """The same instant in UTC; a naive value is taken as UTC already (BSON dates, CLI input)."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# C0 and C1 control characters except tab and newline, and lone surrogates (a JSON body can
+# carry "\ud800", which neither PostgreSQL nor a UTF-8 encoder accepts as text).
+_UNSAFE_CHARACTERS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+UNSAFE_TEXT_MESSAGE = (
+    "must not contain NUL or other control characters (tab and newline are allowed)"
+)
+
+
+def has_unsafe_characters(value: str) -> bool:
+    return _UNSAFE_CHARACTERS.search(value) is not None
+
+
+def refuse_unsafe_characters(value: str) -> str:
+    """`value` unchanged, or ValueError (a 422) if it holds a character no text input accepts.
+
+    PostgreSQL cannot store NUL at all (it used to be a 500), and the other control characters
+    only ever arrive by mistake or to confuse a log, a terminal or a spreadsheet.
+    """
+    if _UNSAFE_CHARACTERS.search(value):
+        raise ValueError(UNSAFE_TEXT_MESSAGE)
+    return value
+
+
+SAFE_TEXT = AfterValidator(refuse_unsafe_characters)
+"""The check of `SafeText`, for text with limits: `Annotated[str, StringConstraints(...),
+SAFE_TEXT]`. It goes last, so that stripping, lengths and patterns apply as they read (pydantic
+applies constraints written after a validator generically: lengths before stripping)."""
+
+SafeText = Annotated[str, SAFE_TEXT]
+"""Text from a caller (a body field, a query parameter, a CSV cell): NUL or another control
+character other than tab and newline is a 422. Every text input is of this type."""

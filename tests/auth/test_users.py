@@ -23,7 +23,17 @@ async def test_me_shows_roles_and_effective_permissions(client_as: ClientAs) -> 
     assert me["id"] == str(c.user.id)  # type: ignore[attr-defined]
     assert me["roles"] == ["analyst", "staff"]
     assert me["permissions"] == sorted(
-        {"catalog:read", "stock:read", "stock:write", "costs:read", "reports:read", "audit:read"}
+        {
+            "catalog:read",
+            "stock:read",
+            "stock:write",
+            "costs:read",
+            "reports:read",
+            "audit:read",
+            "purchasing:read",
+            "sales:read",
+            "sales:write",
+        }
     )
     assert response.headers["ETag"]
     assert "password_hash" not in me

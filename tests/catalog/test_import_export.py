@@ -324,3 +324,42 @@ async def test_an_import_of_many_batches_is_still_all_or_nothing(
     assert await count_products(session, prefix) == 10
     await session.refresh(existing)
     assert existing.name == "After"
+
+
+FORMULAS = {
+    "name": '=HYPERLINK("http://evil.example","click")',
+    "description": "+1+cmd|' /C calc'!A0",
+    "unit": "-box",
+    "barcode": "@SUM(A1)",
+}
+
+
+async def test_export_neutralises_formula_like_cells_and_reimports_them_unchanged(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    category = await make_category(session, name=f"=cat {uuid.uuid4().hex[:6]}")
+    product = await make_product(session, category_id=category.id, **FORMULAS)
+    response = await manager.get("/api/v1/products/export", params={"sort": "sku"})
+    assert response.status_code == 200
+    rows = {r["sku"]: r for r in csv.DictReader(io.StringIO(response.text))}
+    exported = rows[product.sku]
+    for column, value in FORMULAS.items():
+        assert exported[column] == "'" + value, column
+    assert exported["category"] == "'" + category.name
+    again = await upload(manager, response.content)
+    assert again.status_code == 200, again.text
+    assert again.json()["updated"] == 0
+    await session.refresh(product)
+    assert (product.name, product.description, product.unit, product.barcode) == tuple(
+        FORMULAS.values()
+    )
+
+
+def test_every_formula_start_is_neutralised_and_read_back() -> None:
+    from stockroom.safe_csv import safe_cell, unescape_cell
+
+    for value in ["=1", "+1", "-1", "@x", "\tx", "\rx", "'=x", "''+x", "'plain", "plain", ""]:
+        written = safe_cell(value)
+        assert not written.startswith(("=", "+", "-", "@", "\t", "\r")), value
+        assert unescape_cell(written) == value

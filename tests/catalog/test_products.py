@@ -352,9 +352,9 @@ async def test_search_takes_percent_and_underscore_literally(
 async def test_search_never_matches_across_two_fields(
     client_as: ClientAs, session: AsyncSession
 ) -> None:
-    # The search index joins the four fields with chr(31); a query holding it must still match
-    # only within one field, and text joining the end of one field to the start of the next
-    # (with or without the separator) matches nothing.
+    # The search index joins the four fields with chr(31): text joining the end of one field to
+    # the start of the next matches nothing, and a query holding the separator (a control
+    # character, which no text input accepts) is a 422.
     staff = await client_as("staff")
     tag = uuid.uuid4().hex[:6]
     separator = chr(31)
@@ -365,23 +365,16 @@ async def test_search_never_matches_across_two_fields(
         description=f"Ds{tag}",
         barcode=f"Bc{tag}",
     )
-    within = await make_product(session, name=f"Other {tag}", description=f"x{separator}y{tag}")
-    for spanning in (
-        f"{tag}{separator}SK",
-        f"{tag}{separator}sk{tag}{separator}ds",
-        f"{tag}SK{tag}",
-        f"{tag}{separator}",
-        f"{separator}Bc{tag}",
-    ):
+    for spanning in (f"{tag}SK{tag}", f"{tag}Ds", f"{tag}bc{tag}"):
         response = await staff.get("/api/v1/products", params={"q": spanning})
         assert response.status_code == 200
         assert response.json()["total"] == 0, spanning
+    for holding_the_separator in (f"{tag}{separator}SK", f"{separator}Bc{tag}"):
+        response = await staff.get("/api/v1/products", params={"q": holding_the_separator})
+        assert response.status_code == 422, holding_the_separator
     for inside in (f"nm{tag}", f"SK{tag}", f"ds{tag}", f"BC{tag}"):
         response = await staff.get("/api/v1/products", params={"q": inside})
         assert [item["id"] for item in response.json()["items"]] == [str(product.id)], inside
-    # A separator inside one field is ordinary text there.
-    response = await staff.get("/api/v1/products", params={"q": f"X{separator}Y{tag}"})
-    assert [item["id"] for item in response.json()["items"]] == [str(within.id)]
 
 
 async def test_search_is_one_scan_of_the_search_index(session: AsyncSession) -> None:

@@ -73,3 +73,62 @@ async def test_seeded_roles_hold_the_contract_permissions(database_url: str) -> 
     finally:
         await engine.dispose()
     assert seeded == {name: {str(p) for p in perms} for name, (_, perms) in SEEDED_ROLES.items()}
+
+
+async def _role_permissions(url: str) -> dict[str, set[str]]:
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                text(
+                    "SELECT r.name, array_remove(array_agg(rp.permission), NULL) FROM roles r "
+                    "LEFT JOIN role_permissions rp ON rp.role_id = r.id GROUP BY r.name"
+                )
+            )
+            return {name: set(perms) for name, perms in rows}
+    finally:
+        await engine.dispose()
+
+
+async def test_order_permissions_go_to_seeded_roles_and_leave_custom_roles_alone(
+    database_factory: DatabaseFactory,
+) -> None:
+    url = await database_factory.create()
+    in_thread(migrate.downgrade, url, "0011-1")
+    engine = create_engine(url, pool_size=1, max_overflow=0)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "INSERT INTO roles (id, name, description, is_system) "
+                    "VALUES (gen_random_uuid(), 'buyer', 'custom', false)"
+                )
+            )
+            await connection.execute(
+                text(
+                    "INSERT INTO role_permissions (role_id, permission) "
+                    "SELECT id, 'stock:read' FROM roles WHERE name = 'buyer'"
+                )
+            )
+    finally:
+        await engine.dispose()
+    before = await _role_permissions(url)
+
+    in_thread(migrate.upgrade, url, "0011")
+
+    after = await _role_permissions(url)
+    assert after["buyer"] == {"stock:read"}
+    assert after["admin"] - before["admin"] == {
+        "purchasing:read",
+        "purchasing:write",
+        "sales:read",
+        "sales:write",
+    }
+    assert after["manager"] - before["manager"] == {
+        "purchasing:read",
+        "purchasing:write",
+        "sales:read",
+        "sales:write",
+    }
+    assert after["staff"] - before["staff"] == {"purchasing:read", "sales:read", "sales:write"}
+    assert after["analyst"] - before["analyst"] == {"purchasing:read", "sales:read"}

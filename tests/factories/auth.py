@@ -95,3 +95,14 @@ class FakeClock:
 
     def advance(self, **delta: float) -> None:
         self.now += timedelta(**delta)
+
+
+async def make_role(session: AsyncSession, permissions: list[str], name: str | None = None) -> str:
+    """A custom role holding exactly `permissions`; returns its name (for `client_as`)."""
+    from stockroom.auth.models import Role
+
+    role = Role(name=name or f"custom-{uuid.uuid4().hex[:8]}", description="test role")
+    session.add(role)
+    await session.flush()
+    await repository.set_role_permissions(session, role.id, permissions)
+    return role.name

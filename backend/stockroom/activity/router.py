@@ -26,6 +26,7 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.params import UtcDateTime
+from stockroom.types import SafeText
 
 router = APIRouter(tags=["activity"])
 
@@ -56,7 +57,7 @@ ExportBatchSize = Annotated[int, Depends(get_export_batch_size)]
 
 def event_filter(
     type: Annotated[
-        str | None,
+        SafeText | None,
         Query(
             max_length=100,
             description="an exact event type (`product.created`) or a prefix with `*` (`stock.*`)",
@@ -64,7 +65,7 @@ def event_filter(
     ] = None,
     actor_id: Annotated[uuid.UUID | None, Query(description="events caused by this user")] = None,
     entity_type: Annotated[
-        str | None, Query(max_length=50, description="events about this kind of entity")
+        SafeText | None, Query(max_length=50, description="events about this kind of entity")
     ] = None,
     entity_id: Annotated[uuid.UUID | None, Query(description="events about this entity")] = None,
     occurred_from: Annotated[
@@ -107,7 +108,7 @@ async def list_activity(
     principal: AuditReader,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE_LIMIT)] = 50,
     cursor: Annotated[
-        str | None,
+        SafeText | None,
         Query(max_length=512, description="`next_cursor` of the previous page (same filters)"),
     ] = None,
 ) -> ActivityPage:

@@ -7,11 +7,9 @@ Functions take the event-store collection as an argument (the router passes
 from __future__ import annotations
 
 import asyncio
-import csv
-import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -33,6 +31,7 @@ from stockroom.activity.schemas import (
     StockFlowBucket,
     TopActor,
 )
+from stockroom.safe_csv import SafeCsvWriter
 from stockroom.types import as_utc, utcnow
 
 MAX_PAGE_LIMIT = 500
@@ -194,45 +193,27 @@ def ndjson_line(event: Mapping[str, Any]) -> str:
     )
 
 
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _csv_cell(value: Any) -> str:
-    """Text a spreadsheet will not run: cells starting like a formula get a leading quote."""
-    if value is None:
-        return ""
-    text = value if isinstance(value, str) else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
-
-
-def csv_row(event: Mapping[str, Any]) -> list[str]:
+def csv_row(event: Mapping[str, Any]) -> list[Any]:
     actor = event.get("actor") or {}
     entity = event.get("entity") or {}
     request = event.get("request") or {}
     occurred_at = event["occurred_at"]
     return [
-        _csv_cell(event["id"]),
-        _csv_cell(event["type"]),
-        occurred_at.isoformat() if isinstance(occurred_at, datetime) else str(occurred_at),
-        _csv_cell(actor.get("id")),
-        _csv_cell(actor.get("email")),
-        _csv_cell(entity.get("type")),
-        _csv_cell(entity.get("id")),
-        _csv_cell(request.get("id")),
-        _csv_cell(request.get("ip")),
-        _csv_cell(request.get("user_agent")),
-        _csv_cell(request.get("method")),
-        _csv_cell(request.get("path")),
+        event["id"],
+        event["type"],
+        occurred_at,
+        actor.get("id"),
+        actor.get("email"),
+        entity.get("type"),
+        entity.get("id"),
+        request.get("id"),
+        request.get("ip"),
+        request.get("user_agent"),
+        request.get("method"),
+        request.get("path"),
         ndjson_line(event["changes"]).rstrip("\n") if event.get("changes") else "",
         ndjson_line(event["data"]).rstrip("\n") if event.get("data") else "",
     ]
-
-
-def _csv_text(rows: Iterable[list[str]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerows(rows)
-    return buffer.getvalue()
 
 
 async def open_export(
@@ -257,12 +238,13 @@ async def open_export(
 async def _export_chunks(
     events: AsyncIterator[dict[str, Any]], export_format: ExportFormat
 ) -> AsyncIterator[str]:
+    writer = SafeCsvWriter()
     if export_format is ExportFormat.CSV:
-        yield _csv_text([list(CSV_COLUMNS)])
+        yield writer.text([CSV_COLUMNS])
     chunk: list[str] = []
     async for event in events:
         if export_format is ExportFormat.CSV:
-            chunk.append(_csv_text([csv_row(event)]))
+            chunk.append(writer.text([csv_row(event)]))
         else:
             chunk.append(ndjson_line(event))
         if len(chunk) >= 200:

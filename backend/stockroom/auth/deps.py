@@ -136,7 +136,9 @@ async def ensure_permissions(
 ) -> None:
     """Refuse the request (403, recorded as `auth.permission_denied`) unless the user holds
     every permission. For checks that depend on the request body; routes use `require`."""
-    missing = [p for p in permissions if not principal.can(p)]
+    # As plain strings: a 403 names the permission as clients know it (`stock:adjust`), never
+    # the repr of an internal enum member.
+    missing = [str(p) for p in permissions if not principal.can(p)]
     if not missing:
         return
     # The request ends here: end its transaction before the refusal is recorded in a
@@ -145,7 +147,7 @@ async def ensure_permissions(
     hook: PermissionDeniedHook | None = getattr(request.app.state, "on_permission_denied", None)
     if hook is not None:
         await hook(request, principal, missing[0])
-    raise PermissionDenied(f"this requires the {missing[0]!r} permission")
+    raise PermissionDenied(f"this requires the {missing[0]} permission")
 
 
 def require(*permissions: str) -> Callable[..., Awaitable[Principal]]:

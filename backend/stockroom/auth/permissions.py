@@ -14,6 +14,10 @@ class Perm(StrEnum):
     STOCK_READ = "stock:read"
     STOCK_WRITE = "stock:write"
     STOCK_ADJUST = "stock:adjust"
+    PURCHASING_READ = "purchasing:read"
+    PURCHASING_WRITE = "purchasing:write"
+    SALES_READ = "sales:read"
+    SALES_WRITE = "sales:write"
     REPORTS_READ = "reports:read"
     AUDIT_READ = "audit:read"
 
@@ -27,6 +31,10 @@ PERMISSION_DESCRIPTIONS: dict[Perm, str] = {
     Perm.STOCK_READ: "view stock levels, movements, transfers and counts",
     Perm.STOCK_WRITE: "post receipts, sales and returns; transfers; stock counts",
     Perm.STOCK_ADJUST: "post adjustments and damage; reverse movements; review counts",
+    Perm.PURCHASING_READ: "view purchase orders and reorder suggestions",
+    Perm.PURCHASING_WRITE: "create, submit, receive and cancel purchase orders",
+    Perm.SALES_READ: "view sales orders",
+    Perm.SALES_WRITE: "create, confirm, ship and cancel sales orders",
     Perm.REPORTS_READ: "view sales and valuation reports",
     Perm.AUDIT_READ: "view the activity log and dashboards",
 }
@@ -43,6 +51,10 @@ SEEDED_ROLES: dict[str, tuple[str, frozenset[Perm]]] = {
                 Perm.STOCK_READ,
                 Perm.STOCK_WRITE,
                 Perm.STOCK_ADJUST,
+                Perm.PURCHASING_READ,
+                Perm.PURCHASING_WRITE,
+                Perm.SALES_READ,
+                Perm.SALES_WRITE,
                 Perm.REPORTS_READ,
                 Perm.AUDIT_READ,
                 Perm.USERS_READ,
@@ -51,7 +63,16 @@ SEEDED_ROLES: dict[str, tuple[str, frozenset[Perm]]] = {
     ),
     "staff": (
         "cashier or clerk: sells, receives, transfers and counts stock",
-        frozenset({Perm.CATALOG_READ, Perm.STOCK_READ, Perm.STOCK_WRITE}),
+        frozenset(
+            {
+                Perm.CATALOG_READ,
+                Perm.STOCK_READ,
+                Perm.STOCK_WRITE,
+                Perm.PURCHASING_READ,
+                Perm.SALES_READ,
+                Perm.SALES_WRITE,
+            }
+        ),
     ),
     "analyst": (
         "reads the catalog, costs, stock, reports and the activity log",
@@ -60,6 +81,8 @@ SEEDED_ROLES: dict[str, tuple[str, frozenset[Perm]]] = {
                 Perm.CATALOG_READ,
                 Perm.COSTS_READ,
                 Perm.STOCK_READ,
+                Perm.PURCHASING_READ,
+                Perm.SALES_READ,
                 Perm.REPORTS_READ,
                 Perm.AUDIT_READ,
             }

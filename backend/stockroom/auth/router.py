@@ -40,6 +40,7 @@ from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
+from stockroom.types import SafeText
 
 router = APIRouter()
 auth_router = APIRouter(prefix="/auth", tags=["auth"])
@@ -53,7 +54,6 @@ RoleSort = Annotated[Sort, Depends(sort_param(["name", "created_at"], "name"))]
 RoleNameParam = Annotated[
     str, Path(min_length=2, max_length=64, pattern=ROLE_NAME_PATTERN, description="role name")
 ]
-NO_NUL = r"^[^\x00]*$"
 
 
 def _user_read(view: UserView) -> UserRead:
@@ -91,6 +91,12 @@ def _role_read(view: RoleView) -> RoleRead:
 # --- /auth -------------------------------------------------------------------------------------
 
 
+def _no_store(response: Response) -> None:
+    # RFC 6749 5.1: no cache (browser, proxy) may keep a response that holds tokens.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+
+
 @auth_router.post(
     "/register",
     status_code=201,
@@ -123,8 +129,10 @@ async def login(
     settings: AppSettings,
     ctx: AnonymousContext,
     now: Now,
+    response: Response,
 ) -> TokenPair:
     """Log in with the OAuth2 password form (`username` = email) and get a token pair."""
+    _no_store(response)
     return await service.login(session, form.username, form.password, settings, ctx, now)
 
 
@@ -135,9 +143,15 @@ async def login(
     responses=problem_responses(401, 422, 429),
 )
 async def login_json(
-    data: LoginRequest, session: Session, settings: AppSettings, ctx: AnonymousContext, now: Now
+    data: LoginRequest,
+    session: Session,
+    settings: AppSettings,
+    ctx: AnonymousContext,
+    now: Now,
+    response: Response,
 ) -> TokenPair:
     """Log in with a JSON body `{email, password}` and get a token pair."""
+    _no_store(response)
     return await service.login(session, data.email, data.password, settings, ctx, now)
 
 
@@ -148,9 +162,15 @@ async def login_json(
     responses=problem_responses(401, 422),
 )
 async def refresh(
-    data: RefreshRequest, session: Session, settings: AppSettings, ctx: AnonymousContext, now: Now
+    data: RefreshRequest,
+    session: Session,
+    settings: AppSettings,
+    ctx: AnonymousContext,
+    now: Now,
+    response: Response,
 ) -> TokenPair:
     """Exchange a refresh token for a new pair; a reused token revokes its whole family."""
+    _no_store(response)
     return await service.refresh(session, data.refresh_token, settings, ctx, now)
 
 
@@ -217,10 +237,9 @@ async def list_users(
     pagination: Pagination,
     sort: UserSort,
     q: Annotated[
-        str | None,
+        SafeText | None,
         Query(
             max_length=200,
-            pattern=NO_NUL,
             description="case-insensitive substring of email or full name",
         ),
     ] = None,

@@ -11,7 +11,6 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -21,27 +20,23 @@ from pydantic import (
 )
 
 from stockroom.auth.permissions import Perm
+from stockroom.types import SAFE_TEXT
 
-
-def _no_nul(value: str) -> str:
-    # PostgreSQL text cannot hold NUL: refuse it here as a 422 instead of failing in the database.
-    if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
-    return value
-
-
-Email = Annotated[EmailStr, AfterValidator(_no_nul)]
-Description = Annotated[str, Field(max_length=1000), AfterValidator(_no_nul)]
-Password = Annotated[str, Field(min_length=8, max_length=128, description="8 to 128 characters")]
+Email = Annotated[EmailStr, SAFE_TEXT]
+Description = Annotated[str, Field(max_length=1000), SAFE_TEXT]
+Password = Annotated[
+    str, Field(min_length=8, max_length=128, description="8 to 128 characters"), SAFE_TEXT
+]
+# A password being checked, not set: any length a real one may have had.
+CurrentPassword = Annotated[str, Field(min_length=1, max_length=1024), SAFE_TEXT]
 FullName = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
-    AfterValidator(_no_nul),
+    SAFE_TEXT,
 ]
 ROLE_NAME_PATTERN = r"^[a-z][a-z0-9_\-]*$"
 RoleName = Annotated[
-    str,
-    StringConstraints(min_length=2, max_length=64, pattern=ROLE_NAME_PATTERN),
+    str, StringConstraints(min_length=2, max_length=64, pattern=ROLE_NAME_PATTERN), SAFE_TEXT
 ]
 
 
@@ -57,12 +52,12 @@ class RegisterRequest(_Input):
 
 class LoginRequest(_Input):
     # Not validated as an email: any string is looked up, and a malformed one simply fails.
-    email: Annotated[str, Field(min_length=1, max_length=320), AfterValidator(_no_nul)]
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    email: Annotated[str, Field(min_length=1, max_length=320), SAFE_TEXT]
+    password: CurrentPassword
 
 
 class RefreshRequest(_Input):
-    refresh_token: Annotated[str, Field(min_length=1, max_length=512)]
+    refresh_token: Annotated[str, Field(min_length=1, max_length=512), SAFE_TEXT]
 
 
 class TokenPair(BaseModel):
@@ -89,7 +84,7 @@ class ProfileUpdate(_Input):
 
 
 class PasswordChange(_Input):
-    current_password: Annotated[str, Field(min_length=1, max_length=1024)]
+    current_password: CurrentPassword
     new_password: Password
 
 

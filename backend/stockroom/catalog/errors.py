@@ -50,3 +50,7 @@ class ImportRejected(ValidationFailed):
 
     code = "import_rejected"
     default_detail = "the file has invalid rows; nothing was imported"
+
+
+class CostColumnRefused(Exception):
+    """The file sets cost prices and the caller lacks costs:read (the router answers 403)."""

@@ -27,12 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
 from stockroom.catalog import repository
-from stockroom.catalog.errors import ImportRejected
+from stockroom.catalog.errors import CostColumnRefused, ImportRejected
 from stockroom.catalog.schemas import ImportResult
 from stockroom.catalog.service import integrity_error, integrity_error_of_constraint
 from stockroom.context import Context
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
+from stockroom.safe_csv import unescape_cell
+from stockroom.types import UNSAFE_TEXT_MESSAGE, has_unsafe_characters
 
 BATCH_ROWS = 5_000
 MAX_REPORTED_ERRORS = 1_000
@@ -173,6 +175,10 @@ def _parse_row(
     for column, index in columns.index.items():
         raw = cells[index].strip() if index < width else ""
         name = COLUMNS[column]
+        if has_unsafe_characters(raw):
+            errors.append(RowError(row, name, UNSAFE_TEXT_MESSAGE))
+            continue
+        raw = unescape_cell(raw)  # an export's `'=...` cell is the text `=...`
         if name == "sku":
             if not SKU.match(raw):
                 errors.append(RowError(row, "sku", "required: 1-64 letters, digits or . _ / - "))
@@ -453,10 +459,12 @@ async def import_products(
     ctx: Context,
     *,
     dry_run: bool = False,
+    can_set_costs: bool = True,
     progress: ProgressCallback | None = None,
 ) -> ImportResult:
     """Upsert products from CSV by sku. Raises ImportRejected (422) listing bad rows; then
-    nothing is written. With `dry_run` nothing is written either way; counts are reported."""
+    nothing is written. With `dry_run` nothing is written either way; counts are reported.
+    A `cost_price` column (even blank: blank sets the default) needs `can_set_costs`."""
     stream = _open_text(binary)
     out = Outcome()
     try:
@@ -469,6 +477,8 @@ async def import_products(
                     errors=[RowError(1, None, "no header row").as_problem_error()],
                 )
             columns = _Columns(header)
+            if "cost_price" in columns.present and not can_set_costs:
+                raise CostColumnRefused()
             if columns.missing:
                 errors = [
                     RowError(1, name, "required column is missing") for name in columns.missing

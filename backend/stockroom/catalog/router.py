@@ -13,9 +13,10 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from stockroom.auth.deps import WriteContext, require
+from stockroom.auth.deps import WriteContext, ensure_permissions, require
 from stockroom.auth.permissions import Perm
 from stockroom.catalog import exporter, importer, service
+from stockroom.catalog.errors import CostColumnRefused
 from stockroom.catalog.schemas import (
     CATEGORY_SORTS,
     PRODUCT_SORTS,
@@ -47,13 +48,14 @@ from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
+from stockroom.types import SafeText
 
 router = APIRouter()
 
 Reader = Annotated[Principal, Depends(require(Perm.CATALOG_READ))]
 Writer = Annotated[Principal, Depends(require(Perm.CATALOG_WRITE))]
 Search = Annotated[
-    str | None,
+    SafeText | None,
     Query(min_length=1, max_length=200, description="case-insensitive substring search"),
 ]
 READ_ERRORS = (401, 403, 422)
@@ -367,7 +369,7 @@ product_router = APIRouter(prefix="/products", tags=["products"])
 
 async def product_filters(
     q: Annotated[
-        str | None,
+        SafeText | None,
         Query(
             min_length=1,
             max_length=200,
@@ -410,6 +412,14 @@ def _can_see_costs(principal: Principal) -> bool:
     return principal.can(Perm.COSTS_READ)
 
 
+async def _ensure_may_set_costs(
+    request: Request, session: Session, principal: Principal, data: BaseModel
+) -> None:
+    """A caller never sets a cost it may not see: sending `cost_price` needs costs:read."""
+    if "cost_price" in data.model_fields_set:
+        await ensure_permissions(request, session, principal, Perm.COSTS_READ)
+
+
 @product_router.get(
     "",
     response_model=Page[ProductReadWithCosts] | Page[ProductRead],
@@ -433,9 +443,10 @@ async def list_products(
     responses=problem_responses(*WRITE_ERRORS),
 )
 async def create_product(
-    data: ProductCreate, session: Session, ctx: WriteContext, principal: Writer
+    request: Request, data: ProductCreate, session: Session, ctx: WriteContext, principal: Writer
 ) -> Response:
     """Create a product (sku unique case-insensitively; 0 <= cost_price <= sale_price)."""
+    await _ensure_may_set_costs(request, session, principal, data)
     row = await service.create_product(session, data, ctx)
     model = product_read_model(_can_see_costs(principal))
     response = _json(model.model_validate(row), 201, {"Location": f"/api/v1/products/{row['id']}"})
@@ -449,14 +460,26 @@ async def create_product(
     responses=problem_responses(401, 403, 413, 422),
 )
 async def import_products(
+    request: Request,
     session: Session,
     ctx: WriteContext,
-    _: Writer,
+    principal: Writer,
     file: Annotated[UploadFile, File(description="CSV with a header row; sku, name, sale_price")],
     dry_run: Annotated[bool, Query(description="validate and count only; write nothing")] = False,
 ) -> ImportResult:
     """Import products from CSV: upsert by sku, all or nothing; 422 lists the bad rows."""
-    return await importer.import_products(session, file.file, ctx, dry_run=dry_run)
+    try:
+        return await importer.import_products(
+            session,
+            file.file,
+            ctx,
+            dry_run=dry_run,
+            can_set_costs=_can_see_costs(principal),
+        )
+    except CostColumnRefused:
+        # Refused (and recorded) like any missing permission; nothing was written.
+        await ensure_permissions(request, session, principal, Perm.COSTS_READ)
+        raise
 
 
 @product_router.get(
@@ -502,6 +525,7 @@ async def get_product(product_id: uuid.UUID, session: Session, principal: Reader
     responses=problem_responses(401, 403, 404, 409, 412, 422),
 )
 async def update_product(
+    request: Request,
     product_id: uuid.UUID,
     data: ProductUpdate,
     session: Session,
@@ -510,6 +534,7 @@ async def update_product(
     if_match: IfMatch = None,
 ) -> Response:
     """Partially update a product; a stale If-Match is 412."""
+    await _ensure_may_set_costs(request, session, principal, data)
     row = await service.update_product(session, product_id, data, if_match, ctx)
     model = product_read_model(_can_see_costs(principal))
     return _with_etag(_json(model.model_validate(row)), row["version"])

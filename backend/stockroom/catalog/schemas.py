@@ -24,10 +24,19 @@ from pydantic import (
     field_validator,
 )
 
-from stockroom.types import MoneyIn, MoneyStr
+from stockroom.types import SAFE_TEXT, MoneyIn, MoneyStr
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-OptionalText = Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=10_000)]
+Name = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
+]
+OptionalText = (
+    Annotated[str, StringConstraints(strip_whitespace=True, max_length=10_000), SAFE_TEXT] | None
+)
+CategoryName = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), SAFE_TEXT
+]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), SAFE_TEXT] | None
+Email = Annotated[EmailStr, SAFE_TEXT]
 
 
 # Sort fields of each list, in the order the contract names them.
@@ -49,16 +58,13 @@ class _Out(BaseModel):
 
 
 class CategoryCreate(_In):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
+    name: CategoryName
     description: OptionalText = None
     parent_id: uuid.UUID | None = None
 
 
 class CategoryUpdate(_In):
-    name: (
-        Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120)]
-        | None
-    ) = None
+    name: CategoryName | None = None
     description: OptionalText = None
     parent_id: uuid.UUID | None = None
 
@@ -85,16 +91,16 @@ class CategoryRead(_Out):
 
 class SupplierCreate(_In):
     name: Name
-    email: EmailStr | None = None
-    phone: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=50)] = None
+    email: Email | None = None
+    phone: Phone = None
     address: OptionalText = None
     notes: OptionalText = None
 
 
 class SupplierUpdate(_In):
     name: Name | None = None
-    email: EmailStr | None = None
-    phone: Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=50)] = None
+    email: Email | None = None
+    phone: Phone = None
     address: OptionalText = None
     notes: OptionalText = None
 
@@ -125,6 +131,7 @@ WarehouseCode = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=32, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
     ),
+    SAFE_TEXT,
 ]
 
 
@@ -167,11 +174,16 @@ Sku = Annotated[
     StringConstraints(
         strip_whitespace=True, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
     ),
+    SAFE_TEXT,
 ]
 Barcode = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$")
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=64, pattern=r"^\S+$"),
+    SAFE_TEXT,
 ]
-Unit = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+Unit = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20), SAFE_TEXT
+]
 Quantity = Annotated[int, Field(ge=0, le=2_000_000_000)]
 
 

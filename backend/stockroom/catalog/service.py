@@ -464,7 +464,8 @@ def _check_prices(cost_price: Decimal, sale_price: Decimal) -> None:
     if cost_price > sale_price:
         raise ValidationFailed.at(
             ["body", "cost_price"],
-            f"cost_price ({cost_price:.2f}) must not be above sale_price ({sale_price:.2f})",
+            # No values in the message: the caller may change sale_price without costs:read.
+            "cost_price must not be above sale_price",
             "cost_above_sale_price",
         )
 

@@ -5,6 +5,8 @@ from stockroom.catalog import models as catalog_models
 from stockroom.db.base import Base
 from stockroom.events import models as events_models
 from stockroom.http import idempotency as idempotency_models
+from stockroom.purchasing import models as purchasing_models
+from stockroom.sales import models as sales_models
 from stockroom.stock import models as stock_models
 
 __all__ = [
@@ -13,5 +15,7 @@ __all__ = [
     "catalog_models",
     "events_models",
     "idempotency_models",
+    "purchasing_models",
+    "sales_models",
     "stock_models",
 ]

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
+import asyncpg
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,6 +46,39 @@ async def transaction(session: AsyncSession) -> AsyncIterator[None]:
         return
     try:
         yield
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.commit()
+
+
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session's transaction (checked out if needed).
+
+    SQLAlchemy's asyncpg adapter sends BEGIN only with the first statement *it* executes, so a
+    statement sent here before that runs as its own transaction: hot paths use this to spend
+    one round trip where BEGIN, the statement and COMMIT would spend three.
+    """
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    driver = raw.driver_connection
+    assert isinstance(driver, asyncpg.Connection)
+    return driver
+
+
+@asynccontextmanager
+async def single_statement(session: AsyncSession) -> AsyncIterator[asyncpg.Connection]:
+    """For a use case that is one self-committing statement on the driver connection.
+
+    Takes over the request's transaction (or begins one); ends it when the block ends, which
+    costs no round trip when SQLAlchemy never started a transaction on the connection. If it
+    had (or the connection is a test's, inside an outer transaction), the statement ran in that
+    transaction and the commit here commits it, as `transaction` would.
+    """
+    if not session.info.pop(_REQUEST_TRANSACTION, False) or not session.in_transaction():
+        await session.begin()
+    try:
+        yield await driver_connection(session)
     except BaseException:
         await session.rollback()
         raise

@@ -107,6 +107,27 @@ def compute_changes(
     return changes
 
 
+def next_event_stamp() -> tuple[uuid.UUID, datetime]:
+    """A fresh event id and time, in the process's strictly increasing order (for events whose
+    rows are written by SQL, such as the ledger's; see stockroom.stock.ledger)."""
+    return _clock.next()
+
+
+def payload_origin(ctx: Context) -> dict[str, Any]:
+    """The `actor` and `request` members of an event payload."""
+    actor = ctx.actor
+    return {
+        "actor": {"id": str(actor.id), "email": actor.email} if actor else None,
+        "request": {
+            "id": ctx.request_id,
+            "ip": ctx.ip,
+            "user_agent": ctx.user_agent,
+            "method": ctx.method,
+            "path": ctx.path,
+        },
+    }
+
+
 def build_payload(
     event_id: uuid.UUID,
     type_: str,
@@ -117,20 +138,14 @@ def build_payload(
     changes: Mapping[str, Any] | None,
     data: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    actor = ctx.actor
+    origin = payload_origin(ctx)
     return {
         "id": str(event_id),
         "type": type_,
         "occurred_at": occurred_at.isoformat(),
-        "actor": {"id": str(actor.id), "email": actor.email} if actor else None,
+        "actor": origin["actor"],
         "entity": {"type": entity[0], "id": str(entity[1])} if entity else None,
-        "request": {
-            "id": ctx.request_id,
-            "ip": ctx.ip,
-            "user_agent": ctx.user_agent,
-            "method": ctx.method,
-            "path": ctx.path,
-        },
+        "request": origin["request"],
         "changes": to_json_value(changes) if changes else None,
         "data": to_json_value(data) if data else None,
     }

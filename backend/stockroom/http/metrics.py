@@ -3,8 +3,14 @@ so label cardinality stays bounded."""
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
+
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
 from prometheus_client import generate_latest as _generate_latest
+from starlette.requests import Request
+
+from stockroom.http.errors import PermissionDenied, Unauthorized
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -27,4 +33,34 @@ def generate_latest() -> bytes:
     return _generate_latest(REGISTRY)
 
 
-__all__ = ["CONTENT_TYPE_LATEST", "HTTP_LATENCY", "HTTP_REQUESTS", "REGISTRY", "generate_latest"]
+def _is_loopback(host: str | None) -> bool:
+    try:
+        return host is not None and ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_metrics_access(request: Request, token: str | None) -> None:
+    """`/metrics` shows route-level counts (login failures among them): with METRICS_TOKEN it
+    needs that bearer token; without, only a client on this host (a sidecar scraper) gets it."""
+    if token is not None:
+        scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            presented.strip().encode(), token.encode()
+        ):
+            raise Unauthorized("/metrics needs the bearer token set in METRICS_TOKEN")
+        return
+    if not _is_loopback(request.client.host if request.client else None):
+        raise PermissionDenied(
+            "/metrics answers loopback clients only; set METRICS_TOKEN to scrape from elsewhere"
+        )
+
+
+__all__ = [
+    "CONTENT_TYPE_LATEST",
+    "HTTP_LATENCY",
+    "HTTP_REQUESTS",
+    "REGISTRY",
+    "check_metrics_access",
+    "generate_latest",
+]

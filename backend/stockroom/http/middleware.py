@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import structlog
 from fastapi import HTTPException
@@ -34,6 +35,19 @@ def route_template(scope: Scope) -> str:
     template_parts = [part for part in template.split("/") if part]
     prefix_parts = request_parts[: max(len(request_parts) - len(template_parts), 0)]
     return "/" + "/".join(prefix_parts + template_parts)
+
+
+def relative_location(name: bytes, value: bytes) -> tuple[bytes, bytes]:
+    """A redirect's `Location` as a path: the router's trailing-slash redirect builds an absolute
+    URL from the request's Host header, which a client (or a cache poisoner) chooses. Every
+    redirect of this API stays on this site, so the path is all a client needs."""
+    if name.lower() != b"location":
+        return name, value
+    parts = urlsplit(value.decode("latin-1"))
+    if not parts.scheme and not parts.netloc:
+        return name, value
+    path = "/" + parts.path.lstrip("/")  # never "//host": that is absolute again
+    return name, urlunsplit(("", "", path, parts.query, parts.fragment)).encode("latin-1")
 
 
 class RequestContextMiddleware:
@@ -72,8 +86,10 @@ class RequestContextMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 response_started[0] = True
-                status_holder[0] = message["status"]
+                status = status_holder[0] = message["status"]
                 headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"server"]
+                if 300 <= status < 400:
+                    headers = [relative_location(k, v) for k, v in headers]
                 headers.append((REQUEST_ID_HEADER.lower().encode(), header_value))
                 headers.extend(self.security_headers)
                 message["headers"] = headers

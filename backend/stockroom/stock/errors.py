@@ -10,6 +10,13 @@ class InsufficientStock(Conflict):
     default_detail = "not enough stock on hand for this movement; nothing was written"
 
 
+class InsufficientAvailable(Conflict):
+    code = "insufficient_available"
+    default_detail = (
+        "not enough available (unreserved) stock for this movement; nothing was written"
+    )
+
+
 class InvalidTransition(Conflict):
     code = "invalid_transition"
     default_detail = "the resource is not in a state that allows this action"

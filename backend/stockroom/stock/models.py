@@ -52,6 +52,10 @@ class StockLevel(Base):
     __table_args__ = (
         CheckConstraint("on_hand >= 0", "on_hand_not_negative"),
         CheckConstraint("in_transit_out >= 0", "in_transit_out_not_negative"),
+        # `reserved` may exceed on hand after a damage or count (the level is then over
+        # reserved, for someone to fix), never go below zero.
+        CheckConstraint("reserved >= 0", "reserved_not_negative"),
+        CheckConstraint("on_order >= 0", "on_order_not_negative"),
     )
 
     product_id: Mapped[uuid.UUID] = mapped_column(
@@ -62,6 +66,10 @@ class StockLevel(Base):
     )
     on_hand: Mapped[int] = mapped_column(default=0, server_default="0")
     in_transit_out: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Unshipped quantities of confirmed sales orders; `available` is on_hand - reserved.
+    reserved: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Outstanding quantities of ordered and partially received purchase orders.
+    on_order: Mapped[int] = mapped_column(default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(
         server_default=func.now(), default=utcnow, onupdate=utcnow
     )
@@ -138,6 +146,16 @@ class StockMovement(UUIDPrimaryKey, Base):
             "transfer_id",
             postgresql_where=text("transfer_id IS NOT NULL"),
         ),
+        Index(
+            "ix_stock_movements_purchase_order_id",
+            "purchase_order_id",
+            postgresql_where=text("purchase_order_id IS NOT NULL"),
+        ),
+        Index(
+            "ix_stock_movements_sales_order_id",
+            "sales_order_id",
+            postgresql_where=text("sales_order_id IS NOT NULL"),
+        ),
     )
 
     product_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("products.id", ondelete="RESTRICT"))
@@ -157,6 +175,13 @@ class StockMovement(UUIDPrimaryKey, Base):
     )
     transfer_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("stock_transfers.id", ondelete="RESTRICT")
+    )
+    # The receipt of a purchase order, the shipment of a sales order.
+    purchase_order_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("purchase_orders.id", ondelete="RESTRICT")
+    )
+    sales_order_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("sales_orders.id", ondelete="RESTRICT")
     )
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="RESTRICT")

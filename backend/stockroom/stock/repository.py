@@ -1,8 +1,8 @@
-"""Every SQL statement of the stock domain. Nothing here commits.
+"""The stock domain's SQL statements, except postings. Nothing here commits.
 
-Levels change only through `apply_delta`: one atomic, conditional statement per level row, so two
-concurrent movements can never both see the same old on hand (no read-modify-write anywhere).
-Callers that touch several level rows in one transaction do it in `level_lock_order`.
+Levels change only through the posting primitive (`stockroom.stock.ledger`, SQL function
+`stock_post`), which locks them in one global order; `apply_delta` remains for test fixtures that
+put stock in place.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, func, or_, select, text, update
-from sqlalchemy import insert as insert_core
+from sqlalchemy import Select, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -82,17 +82,6 @@ async def load_targets(
     )
     active = {uuid.UUID(k): bool(v) for k, v in (row.warehouses or {}).items()}
     return Targets(product=product, warehouses_active=active)
-
-
-def level_lock_order(
-    keys: Sequence[tuple[uuid.UUID, uuid.UUID]],
-) -> list[tuple[uuid.UUID, uuid.UUID]]:
-    """The order in which a transaction must touch several (product, warehouse) level rows.
-
-    Every multi-row operation locks in this one global order, so two of them can never wait on
-    each other in a cycle (opposite-direction transfers included).
-    """
-    return sorted(set(keys), key=lambda k: (k[0].bytes, k[1].bytes))
 
 
 _UPSERT_LEVEL = text(
@@ -165,20 +154,6 @@ def add_movement(session: AsyncSession, **values: Any) -> StockMovement:
     movement = StockMovement(**{"created_at": utcnow(), **values})
     session.add(movement)
     return movement
-
-
-async def insert_movement(session: AsyncSession, **values: Any) -> StockMovement:
-    """Insert one movement with a single Core INSERT (the hot path skips the unit of work).
-
-    Returns a transient (not session-attached) object carrying the values, for responses.
-    """
-    values.setdefault("created_at", utcnow())
-    row = {column.key: values.get(column.key) for column in StockMovement.__table__.columns}
-    await session.execute(_INSERT_MOVEMENT, row)
-    return StockMovement(**row)
-
-
-_INSERT_MOVEMENT = insert_core(cast(Table, StockMovement.__table__))
 
 
 async def get_movement(session: AsyncSession, movement_id: uuid.UUID) -> StockMovement | None:
@@ -401,6 +376,21 @@ def add_count(session: AsyncSession, **values: Any) -> StockCount:
     count = StockCount(created_at=utcnow(), **values)
     session.add(count)
     return count
+
+
+async def variance_applied_since(
+    session: AsyncSession, product_id: uuid.UUID, warehouse_id: uuid.UUID, since: datetime
+) -> int:
+    """The total size (sum of |variance|) of the counts applied without review since `since`."""
+    total = await session.scalar(
+        select(func.coalesce(func.sum(func.abs(StockCount.variance)), 0)).where(
+            StockCount.product_id == product_id,
+            StockCount.warehouse_id == warehouse_id,
+            StockCount.status == CountStatus.APPLIED.value,
+            StockCount.created_at >= since,
+        )
+    )
+    return int(total or 0)
 
 
 async def get_count(session: AsyncSession, count_id: uuid.UUID) -> StockCount | None:

@@ -37,6 +37,7 @@ from stockroom.stock.schemas import (
     TransferCreate,
     TransferRead,
 )
+from stockroom.types import SafeText
 
 router = APIRouter()
 
@@ -103,7 +104,7 @@ def _movement_filter(
     product_id: Annotated[uuid.UUID | None, Query()] = None,
     warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
     type: Annotated[MovementType | None, Query(description="movement type")] = None,
-    reference: Annotated[str | None, Query(max_length=100)] = None,
+    reference: Annotated[SafeText | None, Query(max_length=100)] = None,
     created_from: Annotated[
         UtcDateTime | None, Query(description="inclusive; ISO 8601 (UTC if no offset)")
     ] = None,
@@ -136,7 +137,8 @@ Filters = Annotated[MovementFilter, Depends(_movement_filter)]
     description="Types and signs: receipt (+), return (+), sale (-), damage (-), adjustment "
     "(signed, never 0). transfer_out, transfer_in and count are system-only (422). adjustment "
     "and damage need stock:adjust. A sale records unit_price (default: the product's sale "
-    "price), a receipt unit_cost (default: its cost price). A movement that would take on hand "
+    "price), a receipt unit_cost (default: its cost price; sending unit_cost needs costs:read, "
+    "403 otherwise). A movement that would take on hand "
     "below zero is 409 insufficient_stock and writes nothing; an unknown product or warehouse "
     "is 404; an inactive one is 409 (inactive_product, inactive_warehouse)."
     + _IDEMPOTENT
@@ -153,6 +155,9 @@ async def post_stock_movement(
     """Post a stock movement to the ledger."""
     if data.type in ADJUST_MOVEMENT_TYPES:
         await ensure_permissions(request, session, principal, Perm.STOCK_ADJUST)
+    if data.unit_cost is not None:
+        # A caller never sets a cost it may not see (it would poison margins and valuations).
+        await ensure_permissions(request, session, principal, Perm.COSTS_READ)
     result = await service.post_movement_idempotent(session, data, ctx, key)
     return _respond(
         result,
@@ -421,7 +426,9 @@ async def cancel_stock_transfer(
     description="Records a physical count. `expected` is on hand now; `variance` = counted - "
     "expected. If |variance| <= COUNT_VARIANCE_THRESHOLD it is applied at once as a `count` "
     "movement (status applied), else the count waits for review (pending_review) and nothing "
-    "moves." + _IDEMPOTENT,
+    "moves. The threshold bounds the total |variance| applied without review per product and "
+    "warehouse over 24 hours, so small counts cannot add up to an unreviewed write-off."
+    + _IDEMPOTENT,
 )
 async def record_stock_count(
     request: Request,

@@ -16,15 +16,18 @@ from pydantic import (
 )
 
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
-from stockroom.types import MoneyIn, MoneyStr
+from stockroom.types import SAFE_TEXT, MoneyIn, MoneyStr
 
 # One movement moves at most a million units: far beyond any real one, and far from int4 limits.
 MAX_QUANTITY = 1_000_000
 Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY)]
-Reference = Annotated[
-    str | None, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)
-]
-Note = Annotated[str | None, StringConstraints(strip_whitespace=True, max_length=2000)]
+Reference = (
+    Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100), SAFE_TEXT
+    ]
+    | None
+)
+Note = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000), SAFE_TEXT] | None
 
 SYSTEM_MOVEMENT_TYPES = frozenset(
     {MovementType.TRANSFER_OUT, MovementType.TRANSFER_IN, MovementType.COUNT}

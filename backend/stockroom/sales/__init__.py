@@ -1,0 +1,1 @@
+"""Sales orders: confirmed orders reserve stock, shipments consume the reservation."""
