@@ -20,6 +20,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
@@ -45,14 +46,15 @@ async def run(engine: AsyncEngine, calls: int) -> None:
     sessionmaker = async_sessionmaker(engine, expire_on_commit=False)
     autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
     user_id = uuid.uuid4()
+    token = repository.TokenSession(uuid.uuid4(), datetime.now(UTC))
 
     async def own_transaction() -> None:
         async with sessionmaker() as session, session.begin():
-            await repository.load_principal(session, user_id)
+            await repository.load_principal(session, user_id, token)
 
     async def on_autocommit_connection() -> None:
         async with autocommit.connect() as connection:
-            await connection.execute(repository.PRINCIPAL_QUERY, {"user_id": user_id})
+            await connection.execute(repository.PRINCIPAL_QUERY, token.params(user_id))
 
     async def empty_transaction() -> None:
         async with sessionmaker() as session, session.begin():

@@ -34,6 +34,8 @@ from stockroom.db.engine import create_engine, normalize_url
 from stockroom.main import create_app
 from stockroom.settings import Settings
 
+pytest_plugins = ["tests.support.watchdog"]
+
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -150,6 +152,7 @@ def make_settings(database_url: str | None = None, **overrides: Any) -> Settings
         "mongodb_url": None,
         "environment": "local",
         "relay_enabled": False,
+        "webhook_dispatcher_enabled": False,
         "log_level": "WARNING",
         "first_admin_email": None,
         "first_admin_password": None,
@@ -275,7 +278,7 @@ async def client_as(app: Any, session: AsyncSession, settings: Settings) -> Asyn
 
     async def build(*roles: str, email: str | None = None) -> httpx.AsyncClient:
         user = await make_user(session, roles=list(roles), email=email)
-        c = http_client(app, bearer_headers(user.id, settings))
+        c = http_client(app, await bearer_headers(session, user.id, settings))
         c.user = user  # type: ignore[attr-defined]
         clients.append(c)
         return c

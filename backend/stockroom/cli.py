@@ -13,7 +13,7 @@ from stockroom.activity.cli import export_command
 from stockroom.auth.cli import create_admin
 from stockroom.catalog.cli import export_app, import_app
 from stockroom.demo import seed
-from stockroom.events.cli import relay_command, replay_command
+from stockroom.events.cli import rebuild_rollups_command, replay_command, run_relay
 from stockroom.stock.cli import stock_app
 
 app = typer.Typer(
@@ -101,6 +101,14 @@ def _run_uvicorn(host: str, port: int, workers: int, reload: bool) -> None:
     )
 
 
+def relay() -> None:
+    """Run the outbox relay in this process (for deployments that run it apart from the API),
+    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false."""
+    from stockroom.webhooks.lifespan import running_dispatcher
+
+    run_relay(running_dispatcher)  # webhooks: same process, own task
+
+
 @app.command("migrate")
 def migrate_command(
     sql: Annotated[bool, typer.Option("--sql", help="print the SQL instead of running it")] = False,
@@ -148,12 +156,15 @@ def psql(
 
 app.command("create-admin")(create_admin)
 app.command("seed")(seed)
-app.command("relay")(relay_command)
+app.command("relay")(relay)
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
 
-events_app = typer.Typer(help="Activity events: replay into the event store, export.")
+events_app = typer.Typer(
+    help="Activity events: replay into the event store, rebuild the dashboard rollups, export."
+)
 events_app.command("replay")(replay_command)
+events_app.command("rebuild-rollups")(rebuild_rollups_command)
 events_app.command("export")(export_command)
 app.add_typer(events_app, name="events")
 

@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stockroom.db.base import uuid7
+from stockroom.events import rollups
 from stockroom.events.store import in_process_event_store
 
 
@@ -29,14 +31,38 @@ def new_collection() -> Any:
     return in_process_event_store().collection
 
 
+class DeliveredCollection:
+    """The `activity_events` collection, where `insert_many` writes events as the relay does:
+    the documents, then the rollups (the touched closed hours, then the watermark's advance).
+    Everything else is the collection's own."""
+
+    def __init__(self, collection: Any, sessionmaker: async_sessionmaker[AsyncSession]) -> None:
+        self.collection = collection
+        self.sessionmaker = sessionmaker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.collection, name)
+
+    async def insert_many(self, documents: list[dict[str, Any]], **kwargs: Any) -> Any:
+        result = await self.collection.insert_many(documents, **kwargs)
+        async with self.sessionmaker() as session, session.begin():
+            await rollups.refresh_after_delivery(session, self.collection, documents)
+        await rollups.advance(self.sessionmaker, self.collection, datetime.now(UTC))
+        return result
+
+    async def insert_one(self, document: dict[str, Any], **kwargs: Any) -> Any:
+        return await self.insert_many([document], **kwargs)
+
+
 @pytest.fixture
-def events(app: Any) -> Any:
-    """The `activity_events` collection the app reads (the app's own store when it has one)."""
+def events(app: Any, sessionmaker: async_sessionmaker[AsyncSession]) -> Any:
+    """The `activity_events` collection the app reads (the app's own store when it has one),
+    written to through the relay's path (`DeliveredCollection`)."""
     store = getattr(app.state, "event_store", None)
     if store is None:
         store = StandInStore(new_collection())
         app.state.event_store = store
-    return store.collection
+    return DeliveredCollection(store.collection, sessionmaker)
 
 
 def event_id_at(occurred_at: datetime) -> str:

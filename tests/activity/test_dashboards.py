@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stockroom.activity import service
 from tests.activity.conftest import at, event, movement
 from tests.conftest import ClientAs
-from tests.factories.catalog import make_product
+from tests.factories.catalog import make_product, make_warehouse
 
 WAREHOUSE_A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 WAREHOUSE_B = uuid.UUID("00000000-0000-0000-0000-00000000000b")
@@ -203,3 +203,32 @@ async def test_summary_route_answers_with_every_figure(client_as: ClientAs, even
         "low_stock_products",
         "open_transfers",
     }
+
+
+async def test_stock_flow_names_each_warehouse_by_its_code(
+    client_as: ClientAs, events: Any, session: AsyncSession
+) -> None:
+    """Warehouses created the same day share the start of their UUIDv7 ids; the chart needs
+    their codes: from the event when it carries one, else from the catalog."""
+    north = await make_warehouse(session, code="NORTH")
+    south = await make_warehouse(session, code="SOUTH")
+    gone = uuid.UUID("00000000-0000-0000-0000-0000000000ff")  # no such warehouse
+    renamed = movement("2026-03-01T10:00:00", south.id, 4)
+    renamed["data"]["warehouse_code"] = "SOUTH-OLD"
+    await events.insert_many(
+        [
+            movement("2026-03-01T09:00:00", north.id, 5),
+            renamed,
+            movement("2026-03-01T11:00:00", gone, -1),
+        ]
+    )
+    c = await client_as("analyst")
+
+    response = await c.get(
+        "/api/v1/dashboard/stock-flow",
+        params={"from": "2026-03-01T00:00:00Z", "to": "2026-03-02T00:00:00Z"},
+    )
+
+    assert response.status_code == 200, response.text
+    codes = {r["warehouse_id"]: r["warehouse_code"] for r in response.json()}
+    assert codes == {str(north.id): "NORTH", str(south.id): "SOUTH-OLD", str(gone): None}

@@ -128,9 +128,15 @@ async def test_logout_revokes_the_family(client: httpx.AsyncClient, session: Asy
     assert (await refresh(client, rotated["refresh_token"])).status_code == 401
     [event] = await outbox_payloads(session, "auth.logged_out")
     assert event["actor"]["id"] == str(user.id)
-    # Logging out twice is harmless.
-    again = await client.post(
+    # The session's access token ended with it; from another session, logging out the ended
+    # one again is harmless.
+    ended = await client.post(
         LOGOUT, json={"refresh_token": rotated["refresh_token"]}, headers=headers
+    )
+    assert ended.status_code == 401
+    other = auth_headers((await login_pair(client, "logout@example.com"))["access_token"])
+    again = await client.post(
+        LOGOUT, json={"refresh_token": rotated["refresh_token"]}, headers=other
     )
     assert again.status_code == 204
     assert len(await outbox_payloads(session, "auth.logged_out")) == 1

@@ -51,12 +51,12 @@ async def test_a_full_account_lifecycle_leaves_no_secret_in_any_event(
         f"/api/v1/users/{user_id}", json={"password": PASSWORDS[2], "roles": ["staff"]}
     )
     last = await login_pair(client, "life@example.com", PASSWORDS[2])
+    await client.get("/api/v1/users", headers=auth_headers(last["access_token"]))
     await client.post(
         "/api/v1/auth/logout",
         json={"refresh_token": last["refresh_token"]},
         headers=auth_headers(last["access_token"]),
     )
-    await client.get("/api/v1/users", headers=auth_headers(last["access_token"]))
     await admin.delete(f"/api/v1/users/{user_id}")
 
     for pair_ in (pair, rotated, fresh, last):

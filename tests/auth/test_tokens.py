@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth.tokens import create_access_token
 from stockroom.settings import Settings
-from tests.factories.auth import make_user
+from tests.factories.auth import make_user, start_session
 
 ME = "/api/v1/users/me"
 
@@ -27,10 +27,11 @@ def b64(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
-def claims(user_id: uuid.UUID, **overrides: Any) -> dict[str, Any]:
+def claims(user_id: uuid.UUID, sid: uuid.UUID, **overrides: Any) -> dict[str, Any]:
     now = datetime.now(UTC)
     values: dict[str, Any] = {
         "sub": str(user_id),
+        "sid": str(sid),
         "iat": now,
         "nbf": now,
         "exp": now + timedelta(minutes=15),
@@ -58,7 +59,7 @@ async def test_a_valid_token_reaches_the_profile(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     user = await make_user(session, roles=["staff"])
-    token = sign(claims(user.id), settings)
+    token = sign(claims(user.id, await start_session(session, user.id)), settings)
     response = await client.get(ME, headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json()["roles"] == ["staff"]
@@ -94,38 +95,42 @@ async def test_bad_access_tokens_are_401(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings, case: str
 ) -> None:
     user = await make_user(session, roles=["admin"])
+    sid = await start_session(session, user.id)  # live: each case fails for its own reason
     now = datetime.now(UTC)
-    good = sign(claims(user.id), settings)
+    good = sign(claims(user.id, sid), settings)
     header, payload, signature = good.split(".")
     token: str
     if case == "expired":
         token = sign(
-            claims(user.id, iat=now - timedelta(hours=1), exp=now - timedelta(minutes=1)), settings
+            claims(user.id, sid, iat=now - timedelta(hours=1), exp=now - timedelta(minutes=1)),
+            settings,
         )
     elif case == "not_yet_valid":
-        token = sign(claims(user.id, nbf=now + timedelta(minutes=5)), settings)
+        token = sign(claims(user.id, sid, nbf=now + timedelta(minutes=5)), settings)
     elif case == "issued_in_the_future":
-        token = sign(claims(user.id, iat=now + timedelta(minutes=5)), settings)
+        token = sign(claims(user.id, sid, iat=now + timedelta(minutes=5)), settings)
     elif case == "tampered_signature":
         flipped = "A" if signature[0] != "A" else "B"
         token = f"{header}.{payload}.{flipped}{signature[1:]}"
     elif case == "tampered_payload":
         other = await make_user(session)
-        token = f"{header}.{b64(claims(other.id))}.{signature}"
+        token = f"{header}.{b64(claims(other.id, sid))}.{signature}"
     elif case == "alg_none":
-        token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims(user.id))}."
+        token = f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims(user.id, sid))}."
     elif case == "other_algorithm":
-        token = jwt.encode(claims(user.id), settings.secret_key, algorithm="HS384")
+        token = jwt.encode(claims(user.id, sid), settings.secret_key, algorithm="HS384")
     elif case == "refresh_type":
-        token = sign(claims(user.id, type="refresh"), settings)
+        token = sign(claims(user.id, sid, type="refresh"), settings)
     elif case == "missing_type":
-        token = sign({k: v for k, v in claims(user.id).items() if k != "type"}, settings)
+        token = sign({k: v for k, v in claims(user.id, sid).items() if k != "type"}, settings)
     elif case == "wrong_key":
-        token = jwt.encode(claims(user.id), "another-secret-key-of-sufficient-length-xx", "HS256")
+        token = jwt.encode(
+            claims(user.id, sid), "another-secret-key-of-sufficient-length-xx", "HS256"
+        )
     elif case == "unknown_sub":
-        token = sign(claims(uuid.uuid4()), settings)
+        token = sign(claims(uuid.uuid4(), sid), settings)
     elif case == "garbage_sub":
-        token = sign(claims(user.id, sub="admin"), settings)
+        token = sign(claims(user.id, sid, sub="admin"), settings)
     elif case == "garbage":
         token = "not.a.jwt"
     else:
@@ -137,7 +142,7 @@ async def test_deactivated_users_token_is_401_on_the_next_request(
     client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     user = await make_user(session, roles=["admin"])
-    token, _ = create_access_token(user.id, settings)
+    token, _ = create_access_token(user.id, await start_session(session, user.id), settings)
     headers = {"Authorization": f"Bearer {token}"}
     assert (await client.get(ME, headers=headers)).status_code == 200
     user.is_active = False

@@ -10,7 +10,13 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from tests.conftest import ClientAs
-from tests.factories.auth import auth_headers, login_pair, make_user, outbox_payloads
+from tests.factories.auth import (
+    DEFAULT_PASSWORD,
+    auth_headers,
+    login_pair,
+    make_user,
+    outbox_payloads,
+)
 
 USERS = "/api/v1/users"
 
@@ -47,7 +53,12 @@ async def test_patch_me_changes_name_and_email_only(
     etag = (await c.get(f"{USERS}/me")).headers["ETag"]
 
     response = await c.patch(
-        f"{USERS}/me", json={"full_name": "Renamed", "email": "Renamed@Example.com"}
+        f"{USERS}/me",
+        json={
+            "full_name": "Renamed",
+            "email": "Renamed@Example.com",
+            "current_password": DEFAULT_PASSWORD,
+        },
     )
     assert response.status_code == 200, response.text
     assert response.json()["full_name"] == "Renamed"
@@ -56,7 +67,9 @@ async def test_patch_me_changes_name_and_email_only(
 
     stale = await c.patch(f"{USERS}/me", json={"full_name": "x"}, headers={"If-Match": etag})
     assert stale.status_code == 412
-    taken = await c.patch(f"{USERS}/me", json={"email": "TAKEN@example.com"})
+    taken = await c.patch(
+        f"{USERS}/me", json={"email": "TAKEN@example.com", "current_password": DEFAULT_PASSWORD}
+    )
     assert taken.status_code == 409
     for field, value in (("roles", ["admin"]), ("is_active", False), ("password", "12345678")):
         refused = await c.patch(f"{USERS}/me", json={field: value})

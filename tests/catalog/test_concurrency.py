@@ -18,9 +18,10 @@ async def manager_headers(url: str, settings: Any) -> dict[str, str]:
     try:
         async with create_sessionmaker(engine)() as session, session.begin():
             user = await make_user(session, roles=["manager"])
+            headers = await bearer_headers(session, user.id, settings)
     finally:
         await engine.dispose()
-    return bearer_headers(user.id, settings)
+    return headers
 
 
 async def test_concurrent_creates_of_one_sku_give_one_product(fresh_database: str) -> None:

@@ -55,6 +55,13 @@ async def event_store(request: pytest.FixtureRequest) -> AsyncIterator[EventStor
         store.close()
 
 
+def durable_stand_in_store(retention_days: int = 0) -> EventStore:
+    """An event store the relay treats as MongoDB (durable: the outbox may prune what it holds),
+    kept in mongomock so that it runs without a server."""
+    store = in_process_event_store(retention_days)
+    return EventStore(store.client, store.database, in_process=False, retention_days=retention_days)
+
+
 @pytest.fixture
 async def fresh_sessionmaker(fresh_database: str) -> AsyncIterator[Sessionmaker]:
     """Sessions on a database of the test's own: real commits, many connections."""

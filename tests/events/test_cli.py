@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +14,7 @@ from stockroom.cli import app
 from stockroom.events import cli as events_cli
 from stockroom.events.relay import deliver_pending
 from stockroom.events.store import EventStore, in_process_event_store
+from stockroom.types import as_utc
 from tests.conftest import make_settings
 from tests.events.conftest import Sessionmaker, record_committed
 
@@ -71,3 +73,37 @@ async def test_relay_and_replay_explain_that_they_need_mongodb(
     result = await invoke(*command)
     assert result.exit_code == 2
     assert "MONGODB_URL is not set" in result.output
+
+
+async def test_rebuild_rollups_recomputes_the_buckets_from_the_stored_events(
+    mongodb_store: EventStore, fresh_sessionmaker: Sessionmaker
+) -> None:
+    from stockroom.events import rollups
+
+    ids = await record_committed(fresh_sessionmaker, [uuid.uuid4(), None])
+    await invoke("events", "replay")
+    hour = rollups.floor_hour(datetime.now(UTC)) - rollups.HOUR
+    await mongodb_store.collection.update_many({}, {"$set": {"occurred_at": hour}})
+    # A bucket counting what is not there (as if written by an old, buggy relay).
+    await mongodb_store.database[rollups.ROLLUPS].insert_one(
+        rollups.Tally(events=99, types={"x.y": 99}).to_document("hour", hour - rollups.HOUR)
+    )
+
+    result = await invoke("events", "rebuild-rollups")
+
+    assert result.exit_code == 0, result.output
+    assert "rollups rebuilt" in result.output
+    hours = [
+        (d["bucket_start"], d["events"])
+        async for d in mongodb_store.database[rollups.ROLLUPS].find({"granularity": "hour"})
+    ]
+    assert [(as_utc(at), n) for at, n in hours] == [(hour, len(ids))]
+
+
+async def test_rebuild_rollups_explains_the_in_process_store(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(events_cli, "_settings", lambda: make_settings(fresh_database))
+    result = await invoke("events", "rebuild-rollups")
+    assert result.exit_code == 2
+    assert "rebuilds it (events and rollups)" in result.output

@@ -29,6 +29,7 @@ from tests.events.conftest import (
     ALICE,
     Sessionmaker,
     StoreSwitch,
+    durable_stand_in_store,
     outbox_rows,
     record_committed,
     request_context,
@@ -242,17 +243,20 @@ async def test_each_entity_s_events_arrive_in_order_through_an_outage(
     assert arrived == recorded
 
 
-async def test_pruning_removes_only_delivered_rows_past_the_retention(
+async def test_pruning_removes_only_rows_mongodb_holds_delivered_past_the_retention(
     fresh_sessionmaker: Sessionmaker,
 ) -> None:
-    old, recent, pending = await record_committed(fresh_sessionmaker, [uuid.uuid4()] * 3)
+    (only_in_memory,) = await record_committed(fresh_sessionmaker, [uuid.uuid4()])
     await deliver_pending(fresh_sessionmaker, in_process_event_store())
+    old, recent, pending = await record_committed(fresh_sessionmaker, [uuid.uuid4()] * 3)
+    await deliver_pending(fresh_sessionmaker, durable_stand_in_store())
     async with fresh_sessionmaker() as session, session.begin():
         await session.execute(
             text(
-                "UPDATE outbox_events SET delivered_at = now() - interval '31 days' WHERE id = :i"
+                "UPDATE outbox_events SET delivered_at = now() - interval '31 days' "
+                "WHERE id = ANY(:ids)"
             ),
-            {"i": old},
+            {"ids": [old, only_in_memory]},
         )
         await session.execute(
             text(
@@ -264,7 +268,9 @@ async def test_pruning_removes_only_delivered_rows_past_the_retention(
 
     assert await prune_delivered(fresh_sessionmaker, 0) == 0
     assert await prune_delivered(fresh_sessionmaker, 30) == 1
-    assert {row.id for row in await outbox_rows(fresh_sessionmaker)} == {recent, pending}
+    # The row only an in-process store ever held stays: the outbox is its only durable copy.
+    remaining = {row.id for row in await outbox_rows(fresh_sessionmaker)}
+    assert remaining == {only_in_memory, recent, pending}
 
 
 async def test_the_in_process_store_is_rebuilt_from_the_retained_outbox(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stockroom.auth import repository
 from stockroom.auth.hashing import hash_password_sync
 from stockroom.auth.models import User, UserRole
-from stockroom.auth.tokens import create_access_token
+from stockroom.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
 from stockroom.settings import Settings
 
 DEFAULT_PASSWORD = "correct horse battery staple"
@@ -51,8 +51,26 @@ async def make_user(
     return user
 
 
-def bearer_headers(user_id: uuid.UUID, settings: Settings) -> dict[str, str]:
-    token, _ = create_access_token(user_id, settings)
+async def start_session(session: AsyncSession, user_id: uuid.UUID) -> uuid.UUID:
+    """A live session for the user, as a login starts one: a refresh-token family of one."""
+    family_id = uuid.uuid4()
+    repository.add_refresh_token(
+        session,
+        user_id=user_id,
+        family_id=family_id,
+        token_hash=hash_refresh_token(new_refresh_token()),
+        now=datetime.now(UTC),
+        lifetime=timedelta(days=1),
+    )
+    await session.flush()
+    return family_id
+
+
+async def bearer_headers(
+    session: AsyncSession, user_id: uuid.UUID, settings: Settings
+) -> dict[str, str]:
+    """Headers with an access token of a new live session (skips the login round trip)."""
+    token, _ = create_access_token(user_id, await start_session(session, user_id), settings)
     return {"Authorization": f"Bearer {token}"}
 
 

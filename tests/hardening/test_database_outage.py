@@ -42,6 +42,7 @@ def test_api_answers_503_while_postgres_is_down_and_recovers_by_itself(tmp_path:
     data_dir = tmp_path / "data"
     token, _ = create_access_token(
         uuid.uuid4(),
+        uuid.uuid4(),
         Settings(_env_file=None, secret_key=SECRET),  # type: ignore[call-arg]
     )
     auth = {"Authorization": f"Bearer {token}"}

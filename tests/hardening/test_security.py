@@ -30,6 +30,7 @@ def claims(user_id: uuid.UUID) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
         "sub": str(user_id),
+        "sid": str(uuid.uuid4()),
         "iat": int(now.timestamp()),
         "exp": int((now + timedelta(minutes=5)).timestamp()),
         "jti": "x",
@@ -53,7 +54,8 @@ async def test_valid_token_is_accepted(
     probe_client: httpx.AsyncClient, session: AsyncSession, settings: Settings
 ) -> None:
     user = await make_user(session, roles=["staff"])
-    response = await probe_client.get("/_test/whoami", headers=bearer_headers(user.id, settings))
+    headers = await bearer_headers(session, user.id, settings)
+    response = await probe_client.get("/_test/whoami", headers=headers)
     assert response.status_code == 200
     assert response.json() == {"email": user.email}
 
@@ -112,7 +114,9 @@ async def test_a_token_signed_with_the_once_built_in_key_is_refused_on_a_default
             headers={"Authorization": f"Bearer {forged}"},
         )
         assert refused.status_code == 401
-        own = await c.get("/api/v1/users/me", headers=bearer_headers(admin.id, settings))
+        own = await c.get(
+            "/api/v1/users/me", headers=await bearer_headers(session, admin.id, settings)
+        )
         assert own.status_code == 200
 
 

@@ -27,13 +27,14 @@ class LiveApp:
     async def client(self, *roles: str) -> httpx.AsyncClient:
         async with self.sessionmaker() as session, session.begin():
             user = await make_user(session, roles=list(roles))
-        return http_client(self.app, bearer_headers(user.id, self.app.state.settings))
+            headers = await bearer_headers(session, user.id, self.app.state.settings)
+        return http_client(self.app, headers)
 
     async def clients(self, count: int, *roles: str) -> list[httpx.AsyncClient]:
         """`count` clients of one user (like several browser tabs or API replicas' callers)."""
         async with self.sessionmaker() as session, session.begin():
             user = await make_user(session, roles=list(roles))
-        headers = bearer_headers(user.id, self.app.state.settings)
+            headers = await bearer_headers(session, user.id, self.app.state.settings)
         return [http_client(self.app, headers) for _ in range(count)]
 
     async def product_in(

@@ -17,6 +17,7 @@ from typing import Any
 
 from stockroom.activity.cursor import SortKey
 from stockroom.activity.schemas import Bucket, EventFilter
+from stockroom.events import rollups
 from stockroom.types import as_utc
 
 # A Motor collection, or mongomock-motor's look-alike: both are duck-typed here.
@@ -243,7 +244,18 @@ async def iterate_events(
 _ONE_MS = timedelta(milliseconds=1)
 
 
-# --- dashboards: aggregation pipelines -------------------------------------------------------
+# --- dashboards ------------------------------------------------------------------------------
+
+# The dashboards read rollups (closed buckets) plus raw events (the open hour and partial edges).
+read_pieces = rollups.read_pieces
+
+
+# --- dashboards as one aggregation over raw events -------------------------------------------
+#
+# What the dashboards answer, defined as one pipeline over the raw events of the range: the
+# answer the rollups must equal (tests compare them over random event streams), the "before" of
+# bench/activity.py, and the starting point of the analysts' queries in docs/events.md. The
+# endpoints no longer run them: their cost grows with the events in the range.
 #
 # Buckets are UTC calendar hours/days. They are built from date parts (`$year` ... `$hour`) and
 # `$dateFromParts` rather than `$dateTrunc`, which mongomock does not implement.

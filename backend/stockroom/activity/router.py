@@ -204,6 +204,7 @@ async def dashboard_activity(
 )
 async def dashboard_stock_flow(
     collection: EventCollection,
+    session: Session,
     _: AuditReader,
     occurred_from: From = None,
     occurred_to: To = None,
@@ -211,7 +212,9 @@ async def dashboard_stock_flow(
     warehouse_id: uuid.UUID | None = None,
 ) -> list[StockFlowBucket]:
     """Units into and out of each warehouse per UTC day, from stock movement events."""
-    return await service.stock_flow(collection, occurred_from, occurred_to, bucket, warehouse_id)
+    return await service.stock_flow(
+        collection, session, occurred_from, occurred_to, bucket, warehouse_id
+    )
 
 
 @router.get(

@@ -83,6 +83,9 @@ class ActivityBucket(BaseModel):
 class StockFlowBucket(BaseModel):
     bucket_start: datetime = Field(description="start of the UTC hour or day")
     warehouse_id: str
+    warehouse_code: str | None = Field(
+        description="the warehouse's code (null if the warehouse was deleted since)"
+    )
     units_in: int
     units_out: int
 

@@ -31,14 +31,14 @@ from stockroom.activity.schemas import (
     StockFlowBucket,
     TopActor,
 )
+from stockroom.events.rollups import Piece, Tally, WarehouseFlow, floor_day
+from stockroom.redaction import without_costs
 from stockroom.safe_csv import SafeCsvWriter
 from stockroom.types import as_utc, utcnow
 
 MAX_PAGE_LIMIT = 500
 EXPORT_BATCH_SIZE = 1000
 IN_PROCESS_EXPORT_BATCH_SIZE = 10_000
-# Keys that reveal costs; removed from `changes` and `data` for callers without `costs:read`.
-COST_KEYS = frozenset({"cost_price", "margin", "unit_cost", "cost"})
 
 # The longest range each bucket size may cover, so one request cannot ask for millions of buckets.
 MAX_RANGE = {Bucket.HOUR: timedelta(days=31), Bucket.DAY: timedelta(days=366 * 5)}
@@ -66,21 +66,13 @@ CSV_COLUMNS = (
 # --- shaping events for callers -------------------------------------------------------------
 
 
-def _without_costs(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: _without_costs(v) for k, v in value.items() if k not in COST_KEYS}
-    if isinstance(value, list):
-        return [_without_costs(v) for v in value]
-    return value
-
-
 def to_event(document: Document, *, show_costs: bool) -> dict[str, Any]:
     """The API shape of a stored event (`_id` becomes `id`), cost fields removed unless the
     caller may see costs."""
     changes, data = document.get("changes"), document.get("data")
     if not show_costs:
-        changes = _without_costs(changes) if changes else changes
-        data = _without_costs(data) if data else data
+        changes = without_costs(changes) if changes else changes
+        data = without_costs(data) if data else data
     return {
         "id": str(document["_id"]),
         "type": document["type"],
@@ -295,10 +287,14 @@ def resolve_range(
     return TimeRange(start, end)
 
 
-def _bucket_rows(rows: list[Document]) -> list[Document]:
-    for row in rows:
-        row["bucket_start"] = as_utc(row["bucket_start"])
-    return rows
+async def _pieces(
+    collection: Collection, start: datetime, end: datetime | None, *, days: bool
+) -> list[Piece]:
+    return list(await _guard(repository.read_pieces(collection, start, end, days=days)))
+
+
+def _bucket_of(piece: Piece, bucket: Bucket) -> datetime:
+    return piece.bucket_start if bucket is Bucket.HOUR else floor_day(piece.bucket_start)
 
 
 async def activity_buckets(
@@ -307,29 +303,72 @@ async def activity_buckets(
     occurred_to: datetime | None,
     bucket: Bucket,
 ) -> list[ActivityBucket]:
-    """Events per UTC hour or day and type."""
+    """Events per UTC hour or day and type (closed buckets from the rollups, the rest from raw
+    events)."""
     span = resolve_range(
         occurred_from, occurred_to, default=DEFAULT_RANGE[bucket], maximum=MAX_RANGE[bucket]
     )
-    pipeline = repository.activity_pipeline(span.start, span.end, bucket)
-    rows = await _guard(repository.aggregate(collection, pipeline))
-    return [ActivityBucket.model_validate(row) for row in _bucket_rows(rows)]
+    pieces = await _pieces(collection, span.start, span.end, days=bucket is Bucket.DAY)
+    counts: dict[tuple[datetime, str], int] = {}
+    for piece in pieces:
+        start = _bucket_of(piece, bucket)
+        for type_, count in piece.tally.types.items():
+            counts[start, type_] = counts.get((start, type_), 0) + count
+    return [
+        ActivityBucket(bucket_start=start, type=type_, count=count)
+        for (start, type_), count in sorted(counts.items())
+    ]
 
 
 async def stock_flow(
     collection: Collection,
+    session: AsyncSession,
     occurred_from: datetime | None,
     occurred_to: datetime | None,
     bucket: Bucket,
     warehouse_id: uuid.UUID | None,
 ) -> list[StockFlowBucket]:
-    """Units into and out of each warehouse per UTC day (or hour), from movement events."""
+    """Units into and out of each warehouse per UTC day (or hour), from movement events, with
+    each warehouse's code (from the events, else looked up in the catalog)."""
     span = resolve_range(
         occurred_from, occurred_to, default=DEFAULT_RANGE[bucket], maximum=MAX_RANGE[bucket]
     )
-    pipeline = repository.stock_flow_pipeline(span.start, span.end, bucket, warehouse_id)
-    rows = await _guard(repository.aggregate(collection, pipeline))
-    return [StockFlowBucket.model_validate(row) for row in _bucket_rows(rows)]
+    pieces = await _pieces(collection, span.start, span.end, days=bucket is Bucket.DAY)
+    wanted = str(warehouse_id) if warehouse_id is not None else None
+    flows: dict[tuple[datetime, str], WarehouseFlow] = {}
+    codes: dict[str, WarehouseFlow] = {}  # the latest code seen per warehouse
+    for piece in pieces:
+        start = _bucket_of(piece, bucket)
+        for id_, flow in piece.tally.warehouses.items():
+            if wanted is not None and id_ != wanted:
+                continue
+            total = flows.setdefault((start, id_), WarehouseFlow())
+            total.units_in += flow.units_in
+            total.units_out += flow.units_out
+            latest = codes.setdefault(id_, WarehouseFlow())
+            if flow.code is not None and (
+                latest.code_at is None
+                or (flow.code_at is not None and flow.code_at > latest.code_at)
+            ):
+                latest.code, latest.code_at = flow.code, flow.code_at
+    missing = sorted(id_ for id_, latest in codes.items() if latest.code is None)
+    looked_up = await _warehouse_codes()(session, missing) if missing else {}
+    return [
+        StockFlowBucket(
+            bucket_start=start,
+            warehouse_id=id_,
+            warehouse_code=codes[id_].code or looked_up.get(id_),
+            units_in=flow.units_in,
+            units_out=flow.units_out,
+        )
+        for (start, id_), flow in sorted(flows.items())
+    ]
+
+
+def _warehouse_codes() -> Callable[[AsyncSession, list[str]], Awaitable[dict[str, str]]]:
+    from stockroom.catalog import service as catalog_service
+
+    return catalog_service.warehouse_codes
 
 
 async def top_actors(
@@ -338,16 +377,22 @@ async def top_actors(
     occurred_to: datetime | None,
     limit: int,
 ) -> list[TopActor]:
-    """The most active users in the range, most events first."""
+    """The most active users in the range, most events first (ties by actor id), each with the
+    email of their latest event."""
     span = resolve_range(
         occurred_from,
         occurred_to,
         default=TOP_ACTORS_DEFAULT_RANGE,
         maximum=MAX_RANGE[Bucket.DAY],
     )
-    pipeline = repository.top_actors_pipeline(span.start, span.end, limit)
-    rows = await _guard(repository.aggregate(collection, pipeline))
-    return [TopActor.model_validate(row) for row in rows]
+    total = Tally()
+    for piece in await _pieces(collection, span.start, span.end, days=True):
+        total.merge(piece.tally)
+    ranked = sorted(total.actors.items(), key=lambda item: (-item[1].events, item[0]))
+    return [
+        TopActor(actor_id=actor_id, email=tally.email, events=tally.events)
+        for actor_id, tally in ranked[:limit]
+    ]
 
 
 StockCounter = Callable[[AsyncSession], Awaitable[int]]
@@ -368,25 +413,27 @@ class EventFigures:
 
 
 async def event_figures(collection: Collection, now: datetime) -> EventFigures:
-    """The summary figures the event store answers, counted in the database."""
+    """The summary figures the event store answers: two reads of rollups and raw edges, one
+    from 7 days ago and one from 24 hours ago ("today" is part of the first)."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    events_today, movements_today, failed_logins, active_users = await _guard(
-        asyncio.gather(
-            repository.count(collection, repository.since_midnight_query(midnight)),
-            repository.count(
-                collection, repository.since_midnight_query(midnight, repository.MOVEMENT_EVENT)
-            ),
-            repository.count(
-                collection,
-                {
-                    "type": repository.FAILED_LOGIN_EVENT,
-                    "occurred_at": {"$gte": now - timedelta(hours=24)},
-                },
-            ),
-            repository.count_active_actors(collection, now - timedelta(days=7)),
-        )
+    week, day = await asyncio.gather(
+        _pieces(collection, now - timedelta(days=7), None, days=True),
+        _pieces(collection, now - timedelta(hours=24), None, days=True),
     )
-    return EventFigures(events_today, movements_today, failed_logins, active_users)
+    actors: set[str] = set()
+    today = Tally()
+    for piece in week:
+        actors.update(piece.tally.actors)
+        # Day pieces are whole days before today; midnight is an hour boundary.
+        if piece.bucket_start >= midnight:
+            today.merge(piece.tally)
+    failed_logins = sum(piece.tally.types.get(repository.FAILED_LOGIN_EVENT, 0) for piece in day)
+    return EventFigures(
+        events_today=today.events,
+        movements_today=today.types.get(repository.MOVEMENT_EVENT, 0),
+        failed_logins_24h=failed_logins,
+        active_users_7d=len(actors),
+    )
 
 
 async def summary(

@@ -1,7 +1,10 @@
 """Request dependencies: the current principal, permission checks and the write context.
 
 Every request loads the user and their effective permissions from the database (one query), so
-deactivation and role changes apply on the very next request, not at token expiry.
+deactivation and role changes apply on the very next request, not at token expiry. The same
+query checks the token's session (its refresh-token family) is live and that the token was
+issued after the user's last password change or reactivation: logout, refresh-token reuse, a
+password change and deactivation end the access tokens at once.
 """
 
 from __future__ import annotations
@@ -14,9 +17,11 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from stockroom.auth import repository
-from stockroom.auth.repository import UserView
+from stockroom.auth.repository import TokenSession, UserView
 from stockroom.auth.tokens import InvalidToken, decode_access_token
 from stockroom.context import Actor, Context, Principal
 from stockroom.db.session import Session, begin_request_transaction
@@ -55,13 +60,14 @@ async def get_app_settings(request: Request) -> Settings:
 AppSettings = Annotated[Settings, Depends(get_app_settings)]
 
 
-def _authenticated_user_id(token: str | None, settings: Settings) -> uuid.UUID:
+def _verified_claims(token: str | None, settings: Settings) -> tuple[uuid.UUID, TokenSession]:
     if not token:
         raise Unauthorized("missing bearer token")
     try:
-        return decode_access_token(token, settings).user_id
+        claims = decode_access_token(token, settings)
     except InvalidToken:
         raise Unauthorized("invalid or expired token") from None
+    return claims.user_id, TokenSession(claims.session_id, claims.issued_at)
 
 
 def _remember_user(request: Request, user_id: uuid.UUID) -> None:
@@ -75,9 +81,9 @@ async def get_current_principal(
     settings: AppSettings,
     token: Annotated[str | None, Depends(_bearer)],
 ) -> Principal:
-    user_id = _authenticated_user_id(token, settings)
+    user_id, token_session = _verified_claims(token, settings)
     await begin_request_transaction(session)  # the use case commits it (see db.session)
-    principal = await repository.load_principal(session, user_id)
+    principal = await repository.load_principal(session, user_id, token_session)
     if principal is None or not principal.is_active:
         raise Unauthorized("invalid or expired token")
     _remember_user(request, principal.id)
@@ -92,13 +98,32 @@ async def get_current_profile(
 ) -> UserView:
     """The caller's own row, roles and permissions: authentication and `GET /users/me` in one
     query, with exactly the checks of `get_current_principal`."""
-    user_id = _authenticated_user_id(token, settings)
+    user_id, token_session = _verified_claims(token, settings)
     await begin_request_transaction(session)  # the use case commits it (see db.session)
-    view = await repository.get_user_view(session, user_id)
+    view = await repository.load_profile(session, user_id, token_session)
     if view is None or not view.user.is_active:
         raise Unauthorized("invalid or expired token")
     _remember_user(request, user_id)
     return view
+
+
+async def authenticate_before_body(scope: Scope) -> bool:
+    """Whether the request carries a verified access token of a live session of an active
+    user. The body-limit middleware asks it before an upload's body is read (FastAPI reads
+    the body before it runs dependencies); the route's dependency checks again as usual."""
+    headers = Headers(scope=scope)
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    app = scope["app"]
+    try:
+        claims = decode_access_token(token.strip(), app.state.settings)
+    except InvalidToken:
+        return False
+    token_session = TokenSession(claims.session_id, claims.issued_at)
+    async with app.state.sessionmaker() as session, session.begin():
+        principal = await repository.load_principal(session, claims.user_id, token_session)
+    return principal is not None and principal.is_active
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_principal)]

@@ -70,6 +70,13 @@ class WrongPassword(ValidationFailed):
     code = "wrong_password"
 
 
+class WrongCurrentPassword(PermissionDenied):
+    """A change that needs the current password (the email) came with a wrong one."""
+
+    code = "wrong_password"
+    default_detail = "the current password is not correct"
+
+
 class GrantBeyondOwnPermissions(PermissionDenied):
     code = "permission_denied"
     default_detail = "you cannot grant permissions you do not hold yourself"

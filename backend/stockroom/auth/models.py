@@ -20,6 +20,9 @@ class User(UUIDPrimaryKey, Timestamps, Base):
     full_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default="true")
+    # Access tokens issued before this moment no longer authenticate the user: set by a
+    # password change, deactivation and reactivation (see auth.deps).
+    sessions_valid_after: Mapped[datetime | None] = mapped_column()
     version: Mapped[int] = mapped_column(default=1, server_default="1")
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012

@@ -15,6 +15,7 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    false,
     func,
     literal_column,
     or_,
@@ -90,8 +91,28 @@ def _permissions_of_role() -> ScalarSelect[Any]:
     )
 
 
+def _session_is_live() -> ScalarSelect[Any]:
+    """Whether the token's session (`session_id`, its refresh-token family) is the user's and
+    live. Every revocation (logout, reuse of a used refresh token, password change,
+    deactivation) revokes whole families, so one revoked member ends the session; an unknown
+    family gives no rows, hence false."""
+    return (
+        select(func.coalesce(func.bool_and(RefreshToken.revoked_at.is_(None)), false()))
+        .where(RefreshToken.family_id == bindparam("session_id"), RefreshToken.user_id == User.id)
+        .scalar_subquery()
+    )
+
+
+def _token_is_current() -> ColumnElement[bool]:
+    """Whether the token was issued after the user's last password change or (re)activation."""
+    return or_(
+        User.sessions_valid_after.is_(None), User.sessions_valid_after <= bindparam("issued_at")
+    )
+
+
 # Built once: constructing this statement (and its cache key) on every request cost more than
-# running it. Executions bind `user_id`; SQLAlchemy's compiled cache does the rest.
+# running it. Executions bind `user_id`, `session_id` and `issued_at`; SQLAlchemy's compiled
+# cache does the rest. The session checks ride in the same statement: no extra round trip.
 PRINCIPAL_QUERY = select(
     User.id,
     User.email,
@@ -99,17 +120,36 @@ PRINCIPAL_QUERY = select(
     User.is_active,
     _role_names_of_user(),
     _permissions_of_user(),
+    _session_is_live(),
+    _token_is_current(),
 ).where(User.id == bindparam("user_id"))
 
 _USER_VIEW_QUERY = select(User, _role_names_of_user(), _permissions_of_user()).where(
     User.id == bindparam("user_id")
 )
+_PROFILE_QUERY = select(
+    User, _role_names_of_user(), _permissions_of_user(), _session_is_live(), _token_is_current()
+).where(User.id == bindparam("user_id"))
 
 
-async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal | None:
-    """The user and their effective permissions, in one query."""
-    row = (await session.execute(PRINCIPAL_QUERY, {"user_id": user_id})).one_or_none()
-    if row is None:
+@dataclass(frozen=True, slots=True)
+class TokenSession:
+    """What an access token claims beside its user: its session and when it was issued."""
+
+    session_id: uuid.UUID
+    issued_at: datetime
+
+    def params(self, user_id: uuid.UUID) -> dict[str, Any]:
+        return {"user_id": user_id, "session_id": self.session_id, "issued_at": self.issued_at}
+
+
+async def load_principal(
+    session: AsyncSession, user_id: uuid.UUID, token: TokenSession
+) -> Principal | None:
+    """The user and their effective permissions, in one query; None when the token's session
+    has ended or the token predates the user's last password change or reactivation."""
+    row = (await session.execute(PRINCIPAL_QUERY, token.params(user_id))).one_or_none()
+    if row is None or not row[6] or not row[7]:
         return None
     return Principal(
         id=row[0],
@@ -119,6 +159,16 @@ async def load_principal(session: AsyncSession, user_id: uuid.UUID) -> Principal
         roles=tuple(row[4]),
         permissions=frozenset(row[5]),
     )
+
+
+async def load_profile(
+    session: AsyncSession, user_id: uuid.UUID, token: TokenSession
+) -> UserView | None:
+    """`get_user_view` for the token's own user, with `load_principal`'s session checks."""
+    row = (await session.execute(_PROFILE_QUERY, token.params(user_id))).one_or_none()
+    if row is None or not row[3] or not row[4]:
+        return None
+    return UserView(user=row[0], roles=list(row[1]), permissions=sorted(row[2]))
 
 
 # --- users -------------------------------------------------------------------------------------

@@ -197,17 +197,21 @@ async def get_me(profile: CurrentProfile, response: Response) -> UserRead:
     return _user_response(profile, response)
 
 
-@users_router.patch("/me", response_model=UserRead, responses=problem_responses(401, 409, 412, 422))
+@users_router.patch(
+    "/me", response_model=UserRead, responses=problem_responses(401, 403, 409, 412, 422, 429)
+)
 async def update_me(
     data: ProfileUpdate,
     principal: CurrentUser,
     session: Session,
+    settings: AppSettings,
     ctx: WriteContext,
+    now: Now,
     response: Response,
     if_match: IfMatch = None,
 ) -> UserRead:
-    """Change your own full name or email."""
-    view = await service.update_profile(session, principal, data, if_match, ctx)
+    """Change your own full name, or email together with `current_password`."""
+    view = await service.update_profile(session, principal, data, if_match, settings, ctx, now)
     return _user_response(view, response)
 
 

@@ -17,6 +17,7 @@ from pydantic import (
     Field,
     StrictBool,
     StringConstraints,
+    model_validator,
 )
 
 from stockroom.auth.permissions import Perm
@@ -79,8 +80,19 @@ class UserRead(BaseModel):
 
 
 class ProfileUpdate(_Input):
-    email: Email | None = None
+    email: Email | None = Field(default=None, description="needs `current_password` too")
     full_name: FullName | None = None
+    current_password: CurrentPassword | None = Field(
+        default=None,
+        description="required with `email` (422 without it, 403 when wrong): a stolen access "
+        "token alone cannot move the account to another address",
+    )
+
+    @model_validator(mode="after")
+    def _email_needs_the_password(self) -> ProfileUpdate:
+        if self.email is not None and self.current_password is None:
+            raise ValueError("changing the email needs current_password")
+        return self
 
 
 class PasswordChange(_Input):

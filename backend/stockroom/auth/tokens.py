@@ -24,19 +24,29 @@ class InvalidToken(Exception):
 @dataclass(frozen=True, slots=True)
 class AccessClaims:
     user_id: uuid.UUID
+    session_id: uuid.UUID
     jti: str
+    issued_at: datetime
     expires_at: datetime
 
 
 def create_access_token(
-    user_id: uuid.UUID, settings: Settings, *, now: datetime | None = None
+    user_id: uuid.UUID,
+    session_id: uuid.UUID,
+    settings: Settings,
+    *,
+    now: datetime | None = None,
 ) -> tuple[str, int]:
-    """An access token for `user_id` and its lifetime in seconds."""
+    """An access token for `user_id` in the session (refresh-token family) `session_id`, and
+    its lifetime in seconds. It works only while that session is live (see auth.deps)."""
     issued = now or utcnow()
     lifetime = timedelta(minutes=settings.access_token_expire_minutes)
     claims = {
         "sub": str(user_id),
-        "iat": issued,
+        "sid": str(session_id),
+        # To the microsecond (RFC 7519 allows a fraction): compared with the moment the user's
+        # password changed, a token issued just after it in the same second must still work.
+        "iat": issued.timestamp(),
         "nbf": issued,
         "exp": issued + lifetime,
         "jti": secrets.token_hex(16),
@@ -54,7 +64,7 @@ def decode_access_token(token: str, settings: Settings) -> AccessClaims:
             token,
             settings.secret_key,
             algorithms=[settings.jwt_algorithm],
-            options={"require": ["exp", "iat", "sub", "jti", "type"]},
+            options={"require": ["exp", "iat", "sub", "sid", "jti", "type"]},
             leeway=5,
         )
     except jwt.PyJWTError as exc:
@@ -63,11 +73,15 @@ def decode_access_token(token: str, settings: Settings) -> AccessClaims:
         raise InvalidToken("not an access token")
     try:
         user_id = uuid.UUID(str(claims["sub"]))
-    except ValueError as exc:
-        raise InvalidToken("bad subject") from exc
+        session_id = uuid.UUID(str(claims["sid"]))
+        issued_at = datetime.fromtimestamp(float(claims["iat"]), UTC)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidToken("bad subject, session or issue time") from exc
     return AccessClaims(
         user_id=user_id,
+        session_id=session_id,
         jti=str(claims["jti"]),
+        issued_at=issued_at,
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
     )
 

@@ -51,6 +51,8 @@ stock_levels = table(
     column("product_id", Uuid),
     column("warehouse_id", Uuid),
     column("on_hand", Integer),
+    column("reserved", Integer),
+    column("on_order", Integer),
     column("in_transit_out", Integer),
 )
 
@@ -232,6 +234,15 @@ async def list_warehouses(
         session, _ordered(statement, column, sort, Warehouse.id), offset, limit
     )
     return [row[0] for row in rows], total
+
+
+async def warehouse_codes(
+    session: AsyncSession, warehouse_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    rows = await session.execute(
+        select(Warehouse.id, Warehouse.code).where(Warehouse.id.in_(warehouse_ids))
+    )
+    return {row.id: row.code for row in rows}
 
 
 async def warehouse_code_taken(
@@ -485,6 +496,9 @@ async def product_stock(session: AsyncSession, product_id: uuid.UUID) -> list[di
             stock_levels.c.warehouse_id,
             Warehouse.code.label("warehouse_code"),
             stock_levels.c.on_hand,
+            stock_levels.c.reserved,
+            (stock_levels.c.on_hand - stock_levels.c.reserved).label("available"),
+            stock_levels.c.on_order,
             stock_levels.c.in_transit_out,
         )
         .join(Warehouse, Warehouse.id == stock_levels.c.warehouse_id)

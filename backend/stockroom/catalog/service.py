@@ -4,7 +4,7 @@ in the same transaction as the change they describe."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -350,6 +350,22 @@ async def warehouse_code_in_use(session: AsyncSession, code: str) -> bool:
     """Whether a warehouse already has this code (compared case-insensitively)."""
     async with transaction(session):
         return await repository.warehouse_code_taken(session, code, None)
+
+
+async def warehouse_codes(session: AsyncSession, warehouse_ids: Sequence[str]) -> dict[str, str]:
+    """The codes of the warehouses with these ids (ids that are not UUIDs, or of warehouses
+    deleted since, are left out)."""
+    ids: list[uuid.UUID] = []
+    for value in warehouse_ids:
+        try:
+            ids.append(uuid.UUID(value))
+        except ValueError:
+            continue
+    if not ids:
+        return {}
+    async with transaction(session):
+        codes = await repository.warehouse_codes(session, ids)
+    return {str(warehouse_id): code for warehouse_id, code in codes.items()}
 
 
 async def create_warehouse(session: AsyncSession, data: WarehouseCreate, ctx: Context) -> Warehouse:

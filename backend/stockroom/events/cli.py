@@ -1,15 +1,15 @@
-"""`stockroom relay` and `stockroom events replay` (`stockroom.cli` puts the latter in the `events`
-group)."""
+"""`stockroom relay` (`run_relay`), `stockroom events replay` and `stockroom events rebuild-rollups`
+(`stockroom.cli` puts the last two in the `events` group)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -17,11 +17,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stockroom import commands
 from stockroom.events.store import EventStore
 from stockroom.settings import Settings
-from stockroom.types import as_utc
+from stockroom.types import as_utc, utcnow
 
 IN_PROCESS_EXPLANATION = (
     "MONGODB_URL is not set: the event store is in-process, inside `stockroom serve`, which "
-    "rebuilds it from the outbox at every start and runs its own relay."
+    "rebuilds it (events and rollups) from every event the outbox keeps at each start and runs "
+    "its own relay."
 )
 
 
@@ -63,8 +64,8 @@ def replay_command(
         ),
     ] = None,
 ) -> None:
-    """Write the retained outbox events to MongoDB again (idempotent: a second run changes
-    nothing)."""
+    """Write every event the outbox holds to MongoDB again, then recompute the dashboard
+    rollups (idempotent: a second run changes nothing)."""
     from stockroom.events.relay import count_retained, replay
 
     settings = _settings()
@@ -97,8 +98,49 @@ def replay_command(
         raise typer.Exit(1) from None
 
 
-def relay_command() -> None:
-    """Run the outbox relay in this process (for deployments that run it apart from the API)."""
+def rebuild_rollups_command(
+    since: Annotated[
+        datetime | None,
+        typer.Option(
+            help="recompute the buckets from this date/time on (UTC unless an offset is given); "
+            "default: all of them",
+            formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S"],
+        ),
+    ] = None,
+) -> None:
+    """Recompute the dashboard rollups in MongoDB from the stored events (safe while the API
+    and relays run; run it again if it fails)."""
+    from stockroom.events import rollups
+
+    settings = _settings()
+    if not settings.mongodb_url:
+        typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Nothing to rebuild.", err=True)
+        raise typer.Exit(2)
+    since_utc = as_utc(since) if since else None
+
+    async def run() -> None:
+        async with _pipeline_resources(settings) as (sessionmaker, store):
+            closed_through = await rollups.rebuild(
+                sessionmaker, store.collection, utcnow(), since=since_utc
+            )
+        typer.echo(f"rollups rebuilt; hours before {closed_through:%Y-%m-%d %H:%M} UTC are closed")
+
+    try:
+        asyncio.run(run())
+    except Exception as exc:
+        typer.echo(
+            f"stockroom: rebuild failed ({type(exc).__name__}: {exc}); run it again", err=True
+        )
+        raise typer.Exit(1) from None
+
+
+# Work that runs beside the relay in its process, given the settings and the relay's
+# sessionmaker (`stockroom.cli` passes the webhook dispatcher: events does not know webhooks).
+Companion = Callable[[Settings, async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[Any]]
+
+
+def run_relay(companion: Companion) -> None:
+    """Run the outbox relay in this process, with `companion` beside it, until a signal."""
     from stockroom.events.relay import Relay
     from stockroom.logs import configure_logging
 
@@ -109,7 +151,10 @@ def relay_command() -> None:
     configure_logging(settings)
 
     async def run() -> None:
-        async with _pipeline_resources(settings) as (sessionmaker, store):
+        async with (
+            _pipeline_resources(settings) as (sessionmaker, store),
+            companion(settings, sessionmaker),
+        ):
             task = asyncio.create_task(Relay(sessionmaker, store, settings).run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Computed, Index, String, Text, func, text
+from sqlalchemy import Computed, Index, String, Text, false, func, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -34,11 +34,11 @@ class OutboxEvent(Base):
             "id",
             postgresql_where=text("delivered_at IS NULL"),
         ),
-        # Pruning walks only delivered rows by age.
+        # Pruning walks only the rows a durable store holds, by age of delivery.
         Index(
-            "ix_outbox_events_delivered_at",
+            "ix_outbox_events_prunable",
             "delivered_at",
-            postgresql_where=text("delivered_at IS NOT NULL"),
+            postgresql_where=text("stored_durably"),
         ),
     )
 
@@ -50,6 +50,10 @@ class OutboxEvent(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(server_default=func.now())
     delivered_at: Mapped[datetime | None] = mapped_column()
     last_error: Mapped[str | None] = mapped_column(Text)
+    # True once MongoDB holds the event (delivered to it, or replayed into it). Only such rows are
+    # pruned after OUTBOX_RETENTION_DAYS: for an in-process store the outbox is the only durable
+    # copy, and a store switched to MongoDB has not seen the rows delivered before the switch.
+    stored_durably: Mapped[bool] = mapped_column(default=False, server_default=false())
     # `type:id` of the event's entity, derived by PostgreSQL from the payload so that no writer
     # can get it wrong; NULL for events without an entity.
     entity_key: Mapped[str | None] = mapped_column(Text, Computed(ENTITY_KEY_SQL, persisted=True))

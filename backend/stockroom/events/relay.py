@@ -9,12 +9,21 @@ One batch is one PostgreSQL transaction:
    their original order;
 2. write them with one ordered bulk upsert keyed by `_id = event id` (redelivery replaces a
    document with itself);
-3. mark the written rows delivered. When the store fails as a whole, every claimed row gets
-   `attempts + 1`, `last_error` and an exponential backoff with jitter; when it refuses one
-   document, only that row does and the rest of the batch is released for the next claim.
+3. recompute the closed rollup buckets the written events fall in (`stockroom.events.rollups`);
+4. mark the written rows delivered (and, for MongoDB, stored durably). When the store fails as
+   a whole, every claimed row gets `attempts + 1`, `last_error` and an exponential backoff
+   with jitter; when it refuses one document, only that row does and the rest of the batch is
+   released for the next claim.
    Nothing is ever dropped.
 
-A crash between 2 and 3 rolls the claim back; the rows are delivered again, which is a no-op.
+A crash between 2 and 4 rolls the claim back; the rows are delivered again, which is a no-op
+for the events and a recompute (not an increment) for the rollups.
+
+Pruning: delivered rows are deleted after OUTBOX_RETENTION_DAYS only once MongoDB holds them
+(`stored_durably`). With the in-process store the outbox is the only durable copy and keeps every
+event, which the store is rebuilt from at start. EVENT_RETENTION_DAYS is what removes events, in
+both modes: the outbox rows, and the in-process store's events, older than it (MongoDB removes
+its own with a TTL index).
 """
 
 from __future__ import annotations
@@ -32,9 +41,10 @@ from typing import Any
 import structlog
 from pymongo import ReplaceOne
 from pymongo.errors import BulkWriteError
-from sqlalchemy import Row, func, select, text, tuple_
+from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom.events import rollups
 from stockroom.events.documents import to_document
 from stockroom.events.metrics import (
     DELIVERY_DELAY,
@@ -84,8 +94,15 @@ _CLAIM = text(
     """
 )
 _MARK_DELIVERED = text(
-    "UPDATE outbox_events SET delivered_at = clock_timestamp(), attempts = attempts + 1 "
+    "UPDATE outbox_events "
+    "SET delivered_at = clock_timestamp(), attempts = attempts + 1, stored_durably = :durably "
     "WHERE id = ANY(CAST(:ids AS uuid[]))"
+)
+# After a replay into MongoDB: the delivered rows it wrote are now held durably (pending rows
+# are left to the relay, which may hold them locked).
+_MARK_STORED_DURABLY = text(
+    "UPDATE outbox_events SET stored_durably = true "
+    "WHERE id = ANY(CAST(:ids AS uuid[])) AND delivered_at IS NOT NULL AND NOT stored_durably"
 )
 _BACK_OFF = text(
     """
@@ -101,7 +118,16 @@ _PRUNE = text(
     """
     DELETE FROM outbox_events WHERE id IN (
         SELECT id FROM outbox_events
-        WHERE delivered_at IS NOT NULL AND delivered_at < now() - make_interval(days => :days)
+        WHERE stored_durably AND delivered_at < now() - make_interval(days => :days)
+        LIMIT :limit
+    )
+    """
+)
+_EXPIRE = text(
+    """
+    DELETE FROM outbox_events WHERE id IN (
+        SELECT id FROM outbox_events
+        WHERE delivered_at IS NOT NULL AND occurred_at < CAST(:cutoff AS timestamptz)
         LIMIT :limit
     )
     """
@@ -195,6 +221,12 @@ async def deliver_batch(
             return BatchOutcome(0, 0)
         documents, conversion_error = _documents(rows)
         written, write_error, one_document = await _write(store, documents)
+        if written:
+            try:
+                await rollups.refresh_after_delivery(session, store.collection, documents[:written])
+            except Exception as exc:
+                # Not marked delivered: the batch is delivered and recomputed again later.
+                written, write_error, one_document = 0, describe_error(exc), False
         failed: Sequence[Row[Any]] = []
         error: str | None = None
         store_failed = False
@@ -206,7 +238,10 @@ async def deliver_batch(
             # untouched and goes out with the next claim (its entity's later events wait for it).
             failed, error = rows[written : written + 1], write_error or conversion_error
         if written:
-            await session.execute(_MARK_DELIVERED, {"ids": [row.id for row in rows[:written]]})
+            await session.execute(
+                _MARK_DELIVERED,
+                {"ids": [row.id for row in rows[:written]], "durably": not store.in_process},
+            )
         if failed:
             await session.execute(
                 _BACK_OFF,
@@ -260,20 +295,50 @@ async def deliver_pending(
     return (await drain(sessionmaker, store, batch_size=batch_size, now=now)).delivered
 
 
+async def _delete_in_chunks(
+    sessionmaker: Sessionmaker, statement: Any, params: dict[str, Any], chunk: int
+) -> int:
+    deleted = 0
+    while True:
+        async with sessionmaker() as session, session.begin():
+            result = await session.execute(statement, {**params, "limit": chunk})
+        count = int(getattr(result, "rowcount", 0) or 0)
+        deleted += count
+        if count < chunk:
+            return deleted
+
+
 async def prune_delivered(
     sessionmaker: Sessionmaker, retention_days: int, *, chunk: int = 5000
 ) -> int:
-    """Delete delivered rows older than `retention_days` (0 keeps everything)."""
+    """Delete the rows delivered more than `retention_days` ago that MongoDB holds (0 keeps
+    everything). Rows only an in-process store holds are never pruned."""
     if retention_days <= 0:
         return 0
-    pruned = 0
-    while True:
-        async with sessionmaker() as session, session.begin():
-            result = await session.execute(_PRUNE, {"days": retention_days, "limit": chunk})
-        count = int(getattr(result, "rowcount", 0) or 0)
-        pruned += count
-        if count < chunk:
-            return pruned
+    return await _delete_in_chunks(sessionmaker, _PRUNE, {"days": retention_days}, chunk)
+
+
+def retention_cutoff(retention_days: int, now: datetime | None = None) -> datetime | None:
+    """Events that occurred before this are past EVENT_RETENTION_DAYS (None: kept forever)."""
+    if retention_days <= 0:
+        return None
+    return (now or utcnow()) - timedelta(days=retention_days)
+
+
+async def expire_events(
+    sessionmaker: Sessionmaker, store: EventStore, *, now: datetime | None = None, chunk: int = 5000
+) -> int:
+    """Remove the events older than EVENT_RETENTION_DAYS: their delivered outbox rows and, in
+    the in-process store, the events and the buckets that counted only them (MongoDB's TTL
+    indexes do that there). Returns how many outbox rows were deleted."""
+    cutoff = retention_cutoff(store.retention_days, now)
+    if cutoff is None:
+        return 0
+    deleted = await _delete_in_chunks(sessionmaker, _EXPIRE, {"cutoff": cutoff}, chunk)
+    if store.in_process:
+        await store.collection.delete_many({"occurred_at": {"$lt": cutoff}})
+        await rollups.drop_expired(store.collection, cutoff)
+    return deleted
 
 
 async def outbox_status(sessionmaker: Sessionmaker) -> OutboxStatus:
@@ -317,13 +382,14 @@ async def _retained_batches(
     delivered_only: bool,
     batch_size: int,
 ) -> AsyncIterator[list[Row[Any]]]:
-    """Retained outbox rows in `(occurred_at, id)` order, a page at a time (keyset pagination,
-    one short read-only transaction per page)."""
-    after: tuple[datetime, uuid.UUID] | None = None
+    """Retained outbox rows in id order (about time order: ids are UUIDv7), a page at a time
+    (keyset pagination on the primary key, one short read-only transaction per page). The store
+    keys events by id, so the order of writing does not matter."""
+    after: uuid.UUID | None = None
     while True:
         statement = (
-            select(OutboxEvent.occurred_at, OutboxEvent.id, OutboxEvent.payload)
-            .order_by(OutboxEvent.occurred_at, OutboxEvent.id)
+            select(OutboxEvent.id, OutboxEvent.delivered_at, OutboxEvent.payload)
+            .order_by(OutboxEvent.id)
             .limit(batch_size)
         )
         if since is not None:
@@ -331,15 +397,13 @@ async def _retained_batches(
         if delivered_only:
             statement = statement.where(OutboxEvent.delivered_at.is_not(None))
         if after is not None:
-            statement = statement.where(
-                tuple_(OutboxEvent.occurred_at, OutboxEvent.id) > tuple_(*after)
-            )
+            statement = statement.where(OutboxEvent.id > after)
         async with sessionmaker() as session, session.begin():
             rows = list((await session.execute(statement)).all())
         if not rows:
             return
         yield rows
-        after = (rows[-1].occurred_at, rows[-1].id)
+        after = rows[-1].id
 
 
 async def replay(
@@ -351,11 +415,14 @@ async def replay(
     batch_size: int = 1000,
     progress: Callable[[int], None] | None = None,
 ) -> ReplayOutcome:
-    """Write every retained outbox event (since `since`) to the store again, in order.
+    """Write every outbox event PostgreSQL holds (since `since`, and within
+    EVENT_RETENTION_DAYS) to the store again, then recompute the rollups over them.
 
-    Idempotent: an event already stored identically is left unchanged. The outbox is only read,
-    so a replay never races the relays. Raises when the store fails (run it again).
+    Idempotent: an event already stored identically is left unchanged. Events are only read
+    (and, for MongoDB, their delivered rows marked as held durably, which lets the outbox prune
+    them), so a replay never races the relays. Raises when the store fails (run it again).
     """
+    since = _latest(since, retention_cutoff(store.retention_days))
     events = inserted = updated = 0
     batches = _retained_batches(
         sessionmaker, since=since, delivered_only=delivered_only, batch_size=batch_size
@@ -366,24 +433,39 @@ async def replay(
             for d in (to_document(row.payload) for row in rows)
         ]
         result = await store.collection.bulk_write(requests, ordered=True)
+        if not store.in_process:
+            async with sessionmaker() as session, session.begin():
+                await session.execute(_MARK_STORED_DURABLY, {"ids": [row.id for row in rows]})
         events += len(rows)
         inserted += int(result.upserted_count)
         updated += int(result.modified_count)
         if progress is not None:
             progress(len(rows))
+    await rollups.rebuild(sessionmaker, store.collection, utcnow(), since=since)
     return ReplayOutcome(events, inserted, updated)
 
 
+def _latest(lhs: datetime | None, rhs: datetime | None) -> datetime | None:
+    if lhs is None:
+        return rhs
+    return lhs if rhs is None else max(lhs, rhs)
+
+
 async def rebuild_in_process_store(sessionmaker: Sessionmaker, store: EventStore) -> int:
-    """Fill a fresh, empty in-process store with the delivered events the outbox retains (within
-    `EVENT_RETENTION_DAYS` when it is set). Inserts, not upserts: about 7 times faster in
-    mongomock, and the store is empty."""
-    since = utcnow() - timedelta(days=store.retention_days) if store.retention_days > 0 else None
+    """Fill a fresh, empty in-process store with every delivered event the outbox holds (within
+    `EVENT_RETENTION_DAYS` when it is set), and its rollups. Inserts, not upserts: about 7 times
+    faster in mongomock, and the store is empty. The rollups are folded from the same documents
+    as they go in, not read back."""
+    since = retention_cutoff(store.retention_days)
     events = 0
+    builder = rollups.RollupBuilder()
     batches = _retained_batches(sessionmaker, since=since, delivered_only=True, batch_size=2000)
     async for rows in batches:
-        await store.collection.insert_many([to_document(row.payload) for row in rows])
+        documents = [to_document(row.payload) for row in rows]
+        builder.add(documents)
+        await store.collection.insert_many(documents)
         events += len(rows)
+    await builder.write(store.collection, utcnow())
     return events
 
 
@@ -431,11 +513,16 @@ class Relay:
             if now >= self._next_gauges:
                 self._next_gauges = now + GAUGES_EVERY_S
                 await outbox_status(self.sessionmaker)
+            if self.store.initialized:
+                await rollups.advance(self.sessionmaker, self.store.collection, utcnow())
             if now >= self._next_prune:
                 self._next_prune = now + PRUNE_EVERY_S
                 pruned = await prune_delivered(self.sessionmaker, self.outbox_retention_days)
                 if pruned:
-                    log.info("pruned delivered outbox rows", rows=pruned)
+                    log.info("pruned delivered outbox rows held by MongoDB", rows=pruned)
+                expired = await expire_events(self.sessionmaker, self.store)
+                if expired:
+                    log.info("removed events past EVENT_RETENTION_DAYS", outbox_rows=expired)
         except Exception as exc:  # PostgreSQL unreachable, ...: try again on the next tick
             self._report(DrainOutcome(0, 1, describe_error(exc)))
 

@@ -19,6 +19,7 @@ import structlog
 from beanie import init_beanie
 
 from stockroom.events.documents import COLLECTION, ActivityEvent, activity_indexes
+from stockroom.events.rollups import ROLLUPS, rollup_indexes
 from stockroom.settings import Settings
 
 log = structlog.get_logger("stockroom.events")
@@ -28,12 +29,14 @@ SERVER_SELECTION_TIMEOUT_MS = 3000
 
 
 class EventStore:
-    """Where activity events are stored. `collection` is the Motor collection `activity_events`."""
+    """Where activity events are stored. `collection` is the Motor collection `activity_events`,
+    `rollups` its dashboard buckets (`activity_rollups`, see `stockroom.events.rollups`)."""
 
     def __init__(self, client: Any, database: Any, *, in_process: bool, retention_days: int = 0):
         self.client = client
         self.database = database
         self.collection: Any = database[COLLECTION]
+        self.rollups: Any = database[ROLLUPS]
         self.in_process = in_process
         self.retention_days = retention_days
         self.initialized = False
@@ -65,30 +68,33 @@ class EventStore:
         if self.initialized:
             return True
         try:
-            await self._reconcile_ttl_index()
+            await _reconcile_ttl_index(self.collection, "occurred_at_1", self.ttl_days)
             ActivityEvent.Settings.indexes = activity_indexes(self.ttl_days)
             await init_beanie(database=self.database, document_models=[ActivityEvent])
+            await _reconcile_ttl_index(self.rollups, "bucket_end_1", self.ttl_days)
+            await self.rollups.create_indexes(rollup_indexes(self.ttl_days))
         except Exception as exc:
             log.warning("event store not initialized, will retry", error=repr(exc))
             return False
         self.initialized = True
         return True
 
-    async def _reconcile_ttl_index(self) -> None:
-        # MongoDB refuses to create an index whose key exists with other options, so a changed
-        # EVENT_RETENTION_DAYS means dropping the old `occurred_at` index first.
-        info = await self.collection.index_information()
-        current = info.get("occurred_at_1")
-        if current is None:
-            return
-        wanted = self.ttl_days * 86_400 if self.ttl_days > 0 else None
-        if current.get("expireAfterSeconds") != wanted:
-            log.info("rebuilding the occurred_at index for a new event retention")
-            await self.collection.drop_index("occurred_at_1")
-
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.client.close()
+
+
+async def _reconcile_ttl_index(collection: Any, name: str, ttl_days: int) -> None:
+    # MongoDB refuses to create an index whose key exists with other options, so a changed
+    # EVENT_RETENTION_DAYS means dropping the old TTL index first.
+    info = await collection.index_information()
+    current = info.get(name)
+    if current is None:
+        return
+    wanted = ttl_days * 86_400 if ttl_days > 0 else None
+    if current.get("expireAfterSeconds") != wanted:
+        log.info("rebuilding an index for a new event retention", index=name)
+        await collection.drop_index(name)
 
 
 _COMPARISONS: dict[str, Callable[[datetime, datetime], bool]] = {

@@ -16,36 +16,49 @@ stock_app = typer.Typer(
 )
 
 
-async def _drift(settings: Settings) -> list[Any]:
+async def _drift(settings: Settings) -> tuple[list[Any], list[Any]]:
+    from stockroom.stock.reservations import order_drift
     from stockroom.stock.service import ledger_drift
 
     async with commands.command_database(settings) as sessionmaker, sessionmaker() as session:
-        return await ledger_drift(session)
+        ledger = await ledger_drift(session)
+        async with session.begin():
+            orders = await order_drift(session)
+        return ledger, orders
 
 
 def run_check(settings: Settings) -> int:
-    """Print every drifting level; returns how many there are."""
-    rows = asyncio.run(_drift(settings))
-    for row in rows:
+    """Print every drifting level; returns how many findings there are."""
+    ledger, orders = asyncio.run(_drift(settings))
+    for row in ledger:
         typer.echo(
             f"DRIFT product={row.product_id} warehouse={row.warehouse_id} "
             f"on_hand={row.on_hand} ledger={row.ledger} "
             f"in_transit_out={row.in_transit_out} open_transfers={row.open_transfers}"
         )
-    return len(rows)
+    for row in orders:
+        typer.echo(
+            f"DRIFT product={row.product_id} warehouse={row.warehouse_id} "
+            f"reserved={row.reserved} unshipped={row.unshipped} "
+            f"line_reservations={row.reservations} "
+            f"on_order={row.on_order} outstanding={row.outstanding}"
+        )
+    return len(ledger) + len(orders)
 
 
 @stock_app.command("check")
 def check() -> None:
-    """Verify on_hand == sum(ledger) and in_transit_out == open transfers for every level.
+    """Verify every level: on_hand == sum(ledger), in_transit_out == open transfers, reserved
+    == unshipped quantities of confirmed and partially shipped sales orders, on_order ==
+    outstanding quantities of ordered and partially received purchase orders.
 
     Prints each drift and exits 1 if there is any, 0 when the ledger and levels agree.
     """
     drifting = run_check(commands.load_settings())
     if drifting:
-        typer.echo(f"stock check: {drifting} level(s) drift from the ledger", err=True)
+        typer.echo(f"stock check: {drifting} level(s) drift from the ledger or orders", err=True)
         raise typer.Exit(1)
-    typer.echo("stock check: every level matches its ledger and open transfers")
+    typer.echo("stock check: every level matches its ledger, open transfers and open orders")
 
 
 async def _prune(settings: Settings, ttl: timedelta) -> int:

@@ -240,8 +240,12 @@ async def reverse_stock_movement(
     response_model=Page[StockLevelRead],
     responses=problem_responses(401, 403, 422),
     tags=["stock"],
-    description="One row per product and warehouse that ever held stock, ordered by sku and "
-    "warehouse code. `below_reorder=true`: on hand at or below the product's reorder point.",
+    description="One row per product and warehouse that has a level (its first movement, "
+    "reservation or submitted purchase order creates it), ordered by sku and warehouse code. "
+    "`available = on_hand - reserved`; `over_reserved` is true when a damage, adjustment or "
+    "count took on hand below reserved. `on_order`: outstanding quantities of ordered and "
+    "partially received purchase orders. `below_reorder=true`: on hand at or below the "
+    "product's reorder point.",
 )
 async def list_stock_levels(
     session: Session,

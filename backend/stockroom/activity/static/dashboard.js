@@ -106,10 +106,12 @@
     const rows = await api("/dashboard/stock-flow", { bucket: "day", from: isoHoursAgo(24 * 14) });
     const warehouses = [...new Set(rows.map((r) => r.warehouse_id))].sort();
     const sum = (w, key) => rows.filter((r) => r.warehouse_id === w).reduce((a, r) => a + r[key], 0);
+    // Bars are labelled by warehouse code; ids created the same day share their first characters.
+    const codes = new Map(rows.filter((r) => r.warehouse_code).map((r) => [r.warehouse_id, r.warehouse_code]));
     draw("flow-chart", {
       type: "bar",
       data: {
-        labels: warehouses.map((w) => w.slice(0, 8)),
+        labels: warehouses.map((w) => codes.get(w) || w),
         datasets: [
           { label: "units in", backgroundColor: "#19a979", data: warehouses.map((w) => sum(w, "units_in")) },
           { label: "units out", backgroundColor: "#e8743b", data: warehouses.map((w) => sum(w, "units_out")) },

@@ -60,15 +60,17 @@ def issue_pair(
     family_id: uuid.UUID | None = None,
 ) -> TokenPair:
     refresh = new_refresh_token()
+    # The refresh-token family is the session: the access token names it, and ends with it.
+    session_id = family_id or uuid7()
     repository.add_refresh_token(
         session,
         user_id=user_id,
-        family_id=family_id or uuid7(),
+        family_id=session_id,
         token_hash=hash_refresh_token(refresh),
         now=now,
         lifetime=timedelta(days=settings.refresh_token_expire_days),
     )
-    access, expires_in = create_access_token(user_id, settings, now=now)
+    access, expires_in = create_access_token(user_id, session_id, settings, now=now)
     return TokenPair(access_token=access, refresh_token=refresh, expires_in=expires_in)
 
 
@@ -99,6 +101,12 @@ async def flush_user(session: AsyncSession) -> None:
         await session.flush()
     except IntegrityError:
         raise EmailTaken() from None
+
+
+def end_sessions(user: User, now: datetime) -> None:
+    """Every access token issued before `now` stops working on its next request (the refresh
+    tokens are revoked by the caller, in the same transaction)."""
+    user.sessions_valid_after = now
 
 
 def ensure_may_grant(actor: Principal, permissions: Iterable[str]) -> None:

@@ -12,7 +12,7 @@ from stockroom import events
 from stockroom.auth import repository
 from stockroom.auth.hashing import hash_password
 from stockroom.auth.models import UserRole
-from stockroom.auth.service._shared import ADMIN_ROLE, insert_user, user_view
+from stockroom.auth.service._shared import ADMIN_ROLE, end_sessions, insert_user, user_view
 from stockroom.context import Context
 from stockroom.db.session import transaction
 from stockroom.types import utcnow
@@ -70,6 +70,7 @@ async def ensure_admin(
             user.is_active = True
             if ADMIN_ROLE not in view.roles:
                 session.add(UserRole(user_id=user.id, role_id=admin_role.id))
+            end_sessions(user, utcnow())
             await repository.revoke_user_tokens(session, user.id, utcnow())
             user.updated_at = utcnow()
             await session.flush()

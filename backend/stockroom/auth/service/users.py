@@ -22,6 +22,7 @@ from stockroom.auth.schemas import UserCreate, UserUpdate
 from stockroom.auth.service._shared import (
     ADMIN_ROLE,
     USER_FIELDS,
+    end_sessions,
     ensure_may_grant,
     flush_user,
     insert_user,
@@ -131,6 +132,7 @@ async def update_user(
             ensure_may_grant(actor, granted)
 
         deactivating = data.is_active is False and user.is_active
+        reactivating = data.is_active is True and not user.is_active
         losing_admin = (
             ADMIN_ROLE in current.roles and new_roles is not None and ADMIN_ROLE not in new_roles
         )
@@ -145,7 +147,9 @@ async def update_user(
         revoked = 0
         if password_hash is not None:
             user.password_hash = password_hash
-        if password_hash is not None or deactivating:
+        if password_hash is not None or deactivating or reactivating:
+            # Reactivation ends them too: a token from before the deactivation stays dead.
+            end_sessions(user, now)
             revoked = await repository.revoke_user_tokens(session, user.id, now)
         # Roles live in another table: touch the user row so its version (the ETag) moves too.
         user.updated_at = now
@@ -213,6 +217,7 @@ async def deactivate_user(
             raise LastAdmin()
         user.is_active = False
         user.updated_at = now
+        end_sessions(user, now)
         revoked = await repository.revoke_user_tokens(session, user.id, now)
         events.record(
             session,
