@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, Field, PlainSerializer
+from pydantic import AfterValidator, BeforeValidator, Field, PlainSerializer
 
 MoneyStr = Annotated[
     Decimal,
@@ -57,10 +57,17 @@ def refuse_unsafe_characters(value: str) -> str:
     return value
 
 
-SAFE_TEXT = AfterValidator(refuse_unsafe_characters)
+def _refuse_unsafe_input(value: object) -> object:
+    # Before any other step: stripping would silently drop a trailing "\x85" or "\x1f" (Python
+    # counts them as whitespace), and the caller must hear about such text, not lose part of it.
+    return refuse_unsafe_characters(value) if isinstance(value, str) else value
+
+
+SAFE_TEXT = BeforeValidator(_refuse_unsafe_input)
 """The check of `SafeText`, for text with limits: `Annotated[str, StringConstraints(...),
-SAFE_TEXT]`. It goes last, so that stripping, lengths and patterns apply as they read (pydantic
-applies constraints written after a validator generically: lengths before stripping)."""
+SAFE_TEXT]`. It runs on the text as sent, before stripping, lengths and patterns; write it last,
+so that the constraints before it stay on the string itself (pydantic applies constraints written
+after a validator generically: lengths before stripping)."""
 
 SafeText = Annotated[str, SAFE_TEXT]
 """Text from a caller (a body field, a query parameter, a CSV cell): NUL or another control

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.http.idempotency import IdempotencyKey, IdempotencyKeyRecord, prune_expired
+from stockroom.idempotency import IdempotencyKey, IdempotencyKeyRecord, prune_expired
 from stockroom.types import utcnow
 from tests.conftest import ClientAs
 from tests.factories.catalog import make_product, make_warehouse

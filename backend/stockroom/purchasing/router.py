@@ -15,9 +15,10 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, etag_for
-from stockroom.http.idempotency import IdempotencyKeyHeader, StoredResponse
+from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
+from stockroom.idempotency import StoredResponse
 from stockroom.purchasing import service
 from stockroom.purchasing.models import PurchaseOrderStatus
 from stockroom.purchasing.repository import SORTS, OrderFilter
@@ -64,7 +65,7 @@ def respond(
         if location:
             headers["Location"] = f"/api/v1/purchase-orders/{body['id']}"
     if isinstance(result, StoredResponse):
-        return StoredResponse(status, body).to_response(headers)
+        return replay_response(StoredResponse(status, body), headers)
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -24,8 +24,8 @@ from stockroom.db.session import transaction
 from stockroom.events.recorder import compute_changes
 from stockroom.http.errors import PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
-from stockroom.http.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.http.pagination import Page, PageParams, Sort
+from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.purchasing import repository
 from stockroom.purchasing.errors import OverReceipt, PurchaseOrderNotFound, SupplierNotFound
 from stockroom.purchasing.models import (

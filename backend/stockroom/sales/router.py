@@ -15,9 +15,10 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, etag_for
-from stockroom.http.idempotency import IdempotencyKeyHeader, StoredResponse
+from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
+from stockroom.idempotency import StoredResponse
 from stockroom.sales import service
 from stockroom.sales.models import SalesOrderStatus
 from stockroom.sales.repository import SORTS, OrderFilter
@@ -53,7 +54,7 @@ def respond(
         if location:
             headers["Location"] = f"/api/v1/sales-orders/{body['id']}"
     if isinstance(result, StoredResponse):
-        return StoredResponse(status, body).to_response(headers)
+        return replay_response(StoredResponse(status, body), headers)
     return JSONResponse(body, status_code=status, headers=headers)
 
 

@@ -62,7 +62,7 @@ def check() -> None:
 
 
 async def _prune(settings: Settings, ttl: timedelta) -> int:
-    from stockroom.http.idempotency import prune_expired
+    from stockroom.idempotency import prune_expired
 
     async with commands.command_database(settings) as sessionmaker:
         async with sessionmaker() as session, session.begin():

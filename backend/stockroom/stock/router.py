@@ -19,9 +19,10 @@ from stockroom.auth.permissions import Perm
 from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
-from stockroom.http.idempotency import IdempotencyKeyHeader, StoredResponse
+from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
 from stockroom.http.pagination import Page, Pagination
 from stockroom.http.params import UtcDateTime
+from stockroom.idempotency import StoredResponse
 from stockroom.stock import service
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
 from stockroom.stock.schemas import (
@@ -85,7 +86,7 @@ def _respond(
     if status == 201 and collection_path and isinstance(body, dict) and "id" in body:
         headers["Location"] = f"{collection_path}/{body['id']}"
     if isinstance(result, StoredResponse):
-        return StoredResponse(status, body).to_response(headers)
+        return replay_response(StoredResponse(status, body), headers)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
