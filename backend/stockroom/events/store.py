@@ -120,12 +120,12 @@ class _TimeRange:
         )
 
 
-def _split_time_range(filter: Any) -> _TimeRange | None:
-    """The filter's `occurred_at` range when it is only `$gte/$gt/$lte/$lt` on naive (UTC)
+def _split_time_range(filter: Any, field: str = "occurred_at") -> _TimeRange | None:
+    """The filter's range on `field` (a date) when it is only `$gte/$gt/$lte/$lt` on naive (UTC)
     datetimes, else None."""
     if type(filter) is not dict:
         return None
-    bounds = filter.get("occurred_at")
+    bounds = filter.get(field)
     if type(bounds) is not dict or not bounds or not bounds.keys() <= _COMPARISONS.keys():
         return None
     if not all(type(value) is datetime and value.tzinfo is None for value in bounds.values()):
@@ -136,7 +136,7 @@ def _split_time_range(filter: Any) -> _TimeRange | None:
     highs = [(value, op) for op, value in bounds.items() if op in ("$lte", "$lt")]
     low = max(lows, key=lambda bound: (bound[0], bound[1] == "$gt")) if lows else None
     high = min(highs, key=lambda bound: (bound[0], bound[1] == "$lte")) if highs else None
-    rest = {key: value for key, value in filter.items() if key != "occurred_at"}
+    rest = {key: value for key, value in filter.items() if key != field}
     return _TimeRange(low, high, rest)
 
 
@@ -181,7 +181,9 @@ def _patch_mongomock() -> None:
         if type(filter) is dict and len(filter) == 1 and isinstance(filter.get("_id"), str):
             key = filter["_id"]
             return iter([self._store[key]] if key in self._store else [])
-        time_range = _split_time_range(filter)
+        # Events are ranged by `occurred_at`, dashboard rollups by `bucket_start`.
+        field = "bucket_start" if self.name == ROLLUPS else "occurred_at"
+        time_range = _split_time_range(filter, field)
         if time_range is None or self._store.is_empty:
             return iter_documents(self, filter)
         admits, rest = time_range.admits, time_range.rest
@@ -190,7 +192,7 @@ def _patch_mongomock() -> None:
             # Stored dates are naive UTC, like the filter's by now: a date is compared directly
             # (as MongoDB's index bounds would). Anything else (a missing field, an array,
             # another type) goes to mongomock's own filter, whole.
-            value = document.get("occurred_at")
+            value = document.get(field)
             if type(value) is datetime:
                 if not admits(value) or (rest and not filter_applies(rest, document)):
                     continue
