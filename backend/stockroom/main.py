@@ -13,6 +13,7 @@ from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from stockroom.activity.pages import router as pages_router
 from stockroom.activity.router import router as activity_router
+from stockroom.auth.deps import authenticate_before_body
 from stockroom.auth.lifespan import auth_startup
 from stockroom.auth.router import router as auth_router
 from stockroom.catalog.router import router as catalog_router
@@ -24,11 +25,18 @@ from stockroom.http.metrics import CONTENT_TYPE_LATEST, check_metrics_access, ge
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
+from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
+from stockroom.sales.router import router as sales_router
 from stockroom.settings import Settings, get_settings
 from stockroom.stock.router import router as stock_router
+from stockroom.webhooks.lifespan import webhook_dispatcher
+from stockroom.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
+# The only routes that take a body over MAX_BODY_BYTES (up to MAX_UPLOAD_BYTES), each from an
+# authenticated caller only (checked before the body is read).
+UPLOAD_ROUTES = frozenset({("POST", f"{API_PREFIX}/products/import")})
 
 
 def create_app(
@@ -52,6 +60,7 @@ def create_app(
                 app.state.sessionmaker = sessionmaker
             await stack.enter_async_context(event_pipeline(app))
             await stack.enter_async_context(auth_startup(app))
+            await stack.enter_async_context(webhook_dispatcher(app))
             yield
 
     app = FastAPI(
@@ -73,8 +82,11 @@ def create_app(
         auth_router,
         catalog_router,
         stock_router,
+        purchasing_router,
+        sales_router,
         reports_router,
         activity_router,
+        webhooks_router,
     ):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(pages_router)
@@ -90,6 +102,8 @@ def create_app(
         BodySizeLimitMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_bytes=settings.max_upload_bytes,
+        upload_routes=UPLOAD_ROUTES,
+        authenticate=authenticate_before_body,
     )
     if settings.cors_origins:
         app.add_middleware(

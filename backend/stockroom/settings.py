@@ -86,6 +86,16 @@ class Settings(BaseSettings):
     outbox_retention_days: int = Field(default=30, ge=0)
     event_retention_days: int = Field(default=0, ge=0)
 
+    # Webhooks
+    # The dispatcher runs inside `serve` (and `stockroom relay`) unless turned off here.
+    webhook_dispatcher_enabled: bool = True
+    # Development and tests only: lets endpoints target loopback and private networks.
+    webhook_allow_private_targets: bool = False
+    # The contract's 10 s; tests shorten it.
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=10.0)
+    webhook_concurrency: int = Field(default=50, ge=1, le=1000)
+    webhook_poll_interval_s: float = Field(default=0.5, gt=0, le=5.0)
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, value: Any) -> Any:

@@ -110,7 +110,14 @@ async def site(fresh_database: str) -> AsyncIterator[tuple[str, dict[str, str]]]
         await collection.insert_many(docs)
         # Written behind the relay's back: bring the dashboards' rollups up to date, as the
         # relay does for what it delivers.
-        await rollups.rebuild(app.state.sessionmaker, collection, now)
+        # The app's own engine belongs to the server thread's event loop: use one of this loop.
+        rebuild_engine = create_engine(fresh_database)
+        try:
+            await rollups.rebuild(
+                async_sessionmaker(rebuild_engine, expire_on_commit=False), collection, now
+            )
+        finally:
+            await rebuild_engine.dispose()
         yield server.base, emails
 
 

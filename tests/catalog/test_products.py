@@ -104,12 +104,18 @@ async def test_product_detail_totals_stock_over_warehouses(
             "warehouse_id": str(north.id),
             "warehouse_code": "NORTH",
             "on_hand": 7,
+            "reserved": 0,
+            "available": 7,
+            "on_order": 0,
             "in_transit_out": 2,
         },
         {
             "warehouse_id": str(south.id),
             "warehouse_code": "SOUTH",
             "on_hand": 5,
+            "reserved": 0,
+            "available": 5,
+            "on_order": 0,
             "in_transit_out": 0,
         },
     ]

@@ -11,7 +11,7 @@ from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.db.base import utcnow
-from stockroom.http.idempotency import IdempotencyKey, IdempotencyKeyRecord, prune_expired
+from stockroom.idempotency import IdempotencyKey, IdempotencyKeyRecord, prune_expired
 from tests.conftest import ClientAs
 from tests.factories.catalog import make_product, make_warehouse
 from tests.factories.stock import make_stock

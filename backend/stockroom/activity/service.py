@@ -69,11 +69,11 @@ def utcnow() -> datetime:
 # --- shaping events for callers -------------------------------------------------------------
 
 
-def _without_costs(value: Any) -> Any:
+def without_costs(value: Any) -> Any:
     if isinstance(value, Mapping):
-        return {k: _without_costs(v) for k, v in value.items() if k not in COST_KEYS}
+        return {k: without_costs(v) for k, v in value.items() if k not in COST_KEYS}
     if isinstance(value, list):
-        return [_without_costs(v) for v in value]
+        return [without_costs(v) for v in value]
     return value
 
 
@@ -82,8 +82,8 @@ def to_event(document: Document, *, show_costs: bool) -> dict[str, Any]:
     caller may see costs."""
     changes, data = document.get("changes"), document.get("data")
     if not show_costs:
-        changes = _without_costs(changes) if changes else changes
-        data = _without_costs(data) if data else data
+        changes = without_costs(changes) if changes else changes
+        data = without_costs(data) if data else data
     return {
         "id": str(document["_id"]),
         "type": document["type"],

@@ -17,6 +17,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from stockroom.auth import repository
 from stockroom.auth.repository import Principal, TokenSession, UserView
@@ -103,6 +105,25 @@ async def get_current_profile(
         raise Unauthorized("invalid or expired token")
     _remember_user(request, user_id)
     return view
+
+
+async def authenticate_before_body(scope: Scope) -> bool:
+    """Whether the request carries a verified access token of a live session of an active
+    user. The body-limit middleware asks it before an upload's body is read (FastAPI reads
+    the body before it runs dependencies); the route's dependency checks again as usual."""
+    headers = Headers(scope=scope)
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    app = scope["app"]
+    try:
+        claims = decode_access_token(token.strip(), app.state.settings)
+    except InvalidToken:
+        return False
+    token_session = TokenSession(claims.session_id, claims.issued_at)
+    async with app.state.sessionmaker() as session, session.begin():
+        principal = await repository.load_principal(session, claims.user_id, token_session)
+    return principal is not None and principal.is_active
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_principal)]

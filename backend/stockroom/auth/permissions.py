@@ -20,6 +20,7 @@ class Perm(StrEnum):
     SALES_WRITE = "sales:write"
     REPORTS_READ = "reports:read"
     AUDIT_READ = "audit:read"
+    WEBHOOKS_MANAGE = "webhooks:manage"
 
 
 PERMISSION_DESCRIPTIONS: dict[Perm, str] = {
@@ -37,6 +38,7 @@ PERMISSION_DESCRIPTIONS: dict[Perm, str] = {
     Perm.SALES_WRITE: "create, confirm, ship and cancel sales orders",
     Perm.REPORTS_READ: "view sales and valuation reports",
     Perm.AUDIT_READ: "view the activity log and dashboards",
+    Perm.WEBHOOKS_MANAGE: "manage webhook endpoints and their deliveries",
 }
 
 SEEDED_ROLES: dict[str, tuple[str, frozenset[Perm]]] = {

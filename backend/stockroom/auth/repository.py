@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
+from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth.models import (
@@ -33,6 +34,7 @@ from stockroom.auth.models import (
     User,
     UserRole,
 )
+from stockroom.db.session import driver_connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,12 +159,28 @@ class TokenSession:
         return {"user_id": user_id, "session_id": self.session_id, "issued_at": self.issued_at}
 
 
+# The same query as driver SQL: every authenticated request runs it, and sending it on the
+# driver connection skips SQLAlchemy's per-statement work (and, before any other statement, the
+# BEGIN and COMMIT of a transaction of its own). asyncpg takes positional parameters: their
+# names in the compiled order.
+_PRINCIPAL_COMPILED = PRINCIPAL_QUERY.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+_PRINCIPAL_SQL = str(_PRINCIPAL_COMPILED)
+_PRINCIPAL_PARAMS: tuple[str, ...] = tuple(_PRINCIPAL_COMPILED.positiontup or ())
+
+
 async def load_principal(
     session: AsyncSession, user_id: uuid.UUID, token: TokenSession
 ) -> Principal | None:
-    """The user and their effective permissions, in one query; None when the token's session
-    has ended or the token predates the user's last password change or reactivation."""
-    row = (await session.execute(PRINCIPAL_QUERY, token.params(user_id))).one_or_none()
+    """The user and their effective permissions, in one query: one round trip. None when the
+    token's session has ended or the token predates the user's last password change or
+    reactivation.
+
+    Sent on the driver connection (`db.session.driver_connection`): inside the session's
+    transaction if SQLAlchemy started one, else as a statement of its own.
+    """
+    params = token.params(user_id)
+    connection = await driver_connection(session)
+    row = await connection.fetchrow(_PRINCIPAL_SQL, *(params[name] for name in _PRINCIPAL_PARAMS))
     if row is None or not row[6] or not row[7]:
         return None
     return Principal(

@@ -498,6 +498,9 @@ async def product_stock(session: AsyncSession, product_id: uuid.UUID) -> list[di
             StockLevel.warehouse_id,
             Warehouse.code.label("warehouse_code"),
             StockLevel.on_hand,
+            StockLevel.reserved,
+            (StockLevel.on_hand - StockLevel.reserved).label("available"),
+            StockLevel.on_order,
             StockLevel.in_transit_out,
         )
         .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)

@@ -263,6 +263,9 @@ class StockAt(BaseModel):
     warehouse_id: uuid.UUID
     warehouse_code: str
     on_hand: int
+    reserved: int = Field(description="unshipped quantities of confirmed sales orders")
+    available: int = Field(description="on_hand - reserved (negative when over reserved)")
+    on_order: int = Field(description="outstanding quantities of open purchase orders")
     in_transit_out: int
 
 

@@ -4,10 +4,11 @@ from stockroom.auth import models as auth_models
 from stockroom.catalog import models as catalog_models
 from stockroom.db.base import Base
 from stockroom.events import models as events_models
-from stockroom.http import idempotency as idempotency_models
+from stockroom.idempotency import models as idempotency_models
 from stockroom.purchasing import models as purchasing_models
 from stockroom.sales import models as sales_models
 from stockroom.stock import models as stock_models
+from stockroom.webhooks import models as webhooks_models
 
 __all__ = [
     "Base",
@@ -18,4 +19,5 @@ __all__ = [
     "purchasing_models",
     "sales_models",
     "stock_models",
+    "webhooks_models",
 ]

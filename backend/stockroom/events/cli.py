@@ -148,9 +148,11 @@ events_app.command("rebuild-rollups")(rebuild_rollups_command)
 
 
 def relay_command() -> None:
-    """Run the outbox relay in this process (for deployments that run it apart from the API)."""
+    """Run the outbox relay in this process (for deployments that run it apart from the API),
+    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false."""
     from stockroom.events.relay import Relay
     from stockroom.logs import configure_logging
+    from stockroom.webhooks.lifespan import running_dispatcher
 
     settings = _settings()
     if not settings.mongodb_url:
@@ -159,7 +161,10 @@ def relay_command() -> None:
     configure_logging(settings)
 
     async def run() -> None:
-        async with _pipeline_resources(settings) as (sessionmaker, store):
+        async with (
+            _pipeline_resources(settings) as (sessionmaker, store),
+            running_dispatcher(settings, sessionmaker),  # webhooks: same process, own task
+        ):
             task = asyncio.create_task(Relay(sessionmaker, store, settings).run())
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

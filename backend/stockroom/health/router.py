@@ -11,6 +11,7 @@ from pydantic import BaseModel
 
 from stockroom.events.relay import outbox_status
 from stockroom.http.errors import problem_responses
+from stockroom.webhooks.dispatcher import refresh_gauges as webhook_status
 
 router = APIRouter(prefix="/health", tags=["health"])
 
@@ -24,6 +25,8 @@ class Ready(BaseModel):
     mongodb: Literal["ok", "degraded"]
     outbox_backlog: int
     outbox_oldest_age_s: float
+    webhook_backlog: int
+    webhook_oldest_age_s: float
 
 
 @router.get("/live", response_model=Live)
@@ -42,9 +45,15 @@ async def ready(request: Request) -> Ready | JSONResponse:
     try:
         async with asyncio.timeout(3):
             status = await outbox_status(request.app.state.sessionmaker)
+            webhooks = await webhook_status(request.app.state.sessionmaker)
     except Exception:
         body = Ready(
-            postgres="unavailable", mongodb="degraded", outbox_backlog=0, outbox_oldest_age_s=0
+            postgres="unavailable",
+            mongodb="degraded",
+            outbox_backlog=0,
+            outbox_oldest_age_s=0,
+            webhook_backlog=0,
+            webhook_oldest_age_s=0,
         )
         return JSONResponse(body.model_dump(), status_code=503)
     event_store_ok = await request.app.state.event_store_ping()
@@ -53,4 +62,6 @@ async def ready(request: Request) -> Ready | JSONResponse:
         mongodb="ok" if event_store_ok else "degraded",
         outbox_backlog=status.backlog,
         outbox_oldest_age_s=status.oldest_age_s,
+        webhook_backlog=webhooks.pending,
+        webhook_oldest_age_s=webhooks.oldest_age_s,
     )

@@ -121,16 +121,14 @@ class ServiceUnavailable(AppError):
     default_detail = "a backing service is unavailable; retry later"
 
 
-def problem_response(
+def _problem(
     status: int,
     code: str,
     title: str,
     detail: str,
-    *,
-    headers: dict[str, str] | None = None,
-    errors: list[dict[str, Any]] | None = None,
-    extra: dict[str, Any] | None = None,
-) -> JSONResponse:
+    errors: list[dict[str, Any]] | None,
+    extra: dict[str, Any] | None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "about:blank",
         "title": title,
@@ -143,6 +141,25 @@ def problem_response(
         body["errors"] = errors
     if extra:
         body.update({k: v for k, v in extra.items() if k not in body})
+    return body
+
+
+def problem_body(exc: AppError) -> dict[str, Any]:
+    """The problem document the handler renders for `exc` (stored for idempotent replays)."""
+    return _problem(exc.status, exc.code, exc.title, exc.detail, exc.errors, exc.extra)
+
+
+def problem_response(
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    *,
+    headers: dict[str, str] | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> JSONResponse:
+    body = _problem(status, code, title, detail, errors, extra)
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 

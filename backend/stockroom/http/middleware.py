@@ -4,6 +4,7 @@ security headers, and the request body size limit."""
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -128,22 +129,42 @@ def _too_large(limit: int) -> HTTPException:
     return HTTPException(413, f"the request body is larger than the limit of {limit} bytes")
 
 
-class BodySizeLimitMiddleware:
-    """Refuses bodies over the limit with 413, by Content-Length up front or while streaming.
+# Answers whether the request's credentials are good (a verified, live access token): run for
+# upload routes before their body is read. Given by the app (auth sits above this layer).
+Authenticate = Callable[[Scope], Awaitable[bool]]
 
-    Uploads (paths ending in `/import`) get their own, larger limit; they are parsed as a stream.
+
+class BodySizeLimitMiddleware:
+    """Request body limits per route, and authentication before a large body is read.
+
+    Every route gets `max_body_bytes`; only the routes in `upload_routes` (method, path) get
+    `max_upload_bytes`, and their callers are authenticated (`authenticate`) before one byte
+    of the body is read, so an anonymous client cannot make the server take in an upload. A
+    body over the limit is refused with 413 by its Content-Length up front, or as soon as the
+    streamed bytes pass it: never read whole.
     """
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int, max_upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_bytes: int,
+        upload_routes: frozenset[tuple[str, str]] = frozenset(),
+        authenticate: Authenticate | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_bytes = max_upload_bytes
+        self.upload_routes = upload_routes
+        self.authenticate = authenticate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.max_upload_bytes if scope["path"].endswith("/import") else self.max_body_bytes
+        upload = (scope["method"], scope["path"].rstrip("/")) in self.upload_routes
+        limit = self.max_upload_bytes if upload else self.max_body_bytes
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
@@ -153,6 +174,15 @@ class BodySizeLimitMiddleware:
                 if declared > limit:
                     await self._refuse(scope, receive, send, limit)
                     return
+        if upload and self.authenticate is not None and not await self.authenticate(scope):
+            await problem_response(
+                401,
+                "not_authenticated",
+                "Unauthorized",
+                "an upload needs a valid access token before its body is sent",
+                headers={"WWW-Authenticate": "Bearer"},
+            )(scope, receive, send)
+            return
         received = 0
 
         async def limited_receive() -> Message:

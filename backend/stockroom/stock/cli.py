@@ -13,33 +13,46 @@ stock_app = typer.Typer(
 )
 
 
-async def _drift(url: str) -> list[Any]:
+async def _drift(url: str) -> tuple[list[Any], list[Any]]:
     from stockroom.db.engine import create_engine, create_sessionmaker
+    from stockroom.stock.reservations import order_drift
     from stockroom.stock.service import ledger_drift
 
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:
         async with create_sessionmaker(engine)() as session:
-            return await ledger_drift(session)
+            ledger = await ledger_drift(session)
+            async with session.begin():
+                orders = await order_drift(session)
+            return ledger, orders
     finally:
         await engine.dispose()
 
 
 def run_check(url: str) -> int:
-    """Print every drifting level; returns how many there are."""
-    rows = asyncio.run(_drift(url))
-    for row in rows:
+    """Print every drifting level; returns how many findings there are."""
+    ledger, orders = asyncio.run(_drift(url))
+    for row in ledger:
         typer.echo(
             f"DRIFT product={row.product_id} warehouse={row.warehouse_id} "
             f"on_hand={row.on_hand} ledger={row.ledger} "
             f"in_transit_out={row.in_transit_out} open_transfers={row.open_transfers}"
         )
-    return len(rows)
+    for row in orders:
+        typer.echo(
+            f"DRIFT product={row.product_id} warehouse={row.warehouse_id} "
+            f"reserved={row.reserved} unshipped={row.unshipped} "
+            f"line_reservations={row.reservations} "
+            f"on_order={row.on_order} outstanding={row.outstanding}"
+        )
+    return len(ledger) + len(orders)
 
 
 @stock_app.command("check")
 def check() -> None:
-    """Verify on_hand == sum(ledger) and in_transit_out == open transfers for every level.
+    """Verify every level: on_hand == sum(ledger), in_transit_out == open transfers, reserved
+    == unshipped quantities of confirmed and partially shipped sales orders, on_order ==
+    outstanding quantities of ordered and partially received purchase orders.
 
     Prints each drift and exits 1 if there is any, 0 when the ledger and levels agree.
     """
@@ -49,14 +62,14 @@ def check() -> None:
     target = resolve_database(load_settings())
     drifting = run_check(target.url)
     if drifting:
-        typer.echo(f"stock check: {drifting} level(s) drift from the ledger", err=True)
+        typer.echo(f"stock check: {drifting} level(s) drift from the ledger or orders", err=True)
         raise typer.Exit(1)
-    typer.echo("stock check: every level matches its ledger and open transfers")
+    typer.echo("stock check: every level matches its ledger, open transfers and open orders")
 
 
 async def _prune(url: str, ttl: timedelta) -> int:
     from stockroom.db.engine import create_engine, create_sessionmaker
-    from stockroom.http.idempotency import prune_expired
+    from stockroom.idempotency import prune_expired
 
     engine = create_engine(url, pool_size=1, max_overflow=0)
     try:

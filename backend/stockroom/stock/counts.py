@@ -13,8 +13,8 @@ from stockroom import events
 from stockroom.db.base import utcnow
 from stockroom.db.session import transaction
 from stockroom.http.context import Context
-from stockroom.http.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.http.pagination import Page, PageParams
+from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.stock import ledger, repository
 from stockroom.stock.checks import actor_id, checked_product
 from stockroom.stock.errors import CountNotFound, InvalidTransition

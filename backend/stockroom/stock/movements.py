@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stockroom import events
 from stockroom.db.session import single_statement, transaction
 from stockroom.http.context import Context
-from stockroom.http.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.http.pagination import Page, PageParams
+from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.stock import ledger, repository
 from stockroom.stock.errors import (
     AlreadyReversed,

@@ -238,6 +238,10 @@ async def list_levels(
             StockLevel.warehouse_id,
             Warehouse.code.label("warehouse_code"),
             StockLevel.on_hand,
+            StockLevel.reserved,
+            (StockLevel.on_hand - StockLevel.reserved).label("available"),
+            StockLevel.on_order,
+            (StockLevel.on_hand < StockLevel.reserved).label("over_reserved"),
             StockLevel.in_transit_out,
             Product.reorder_point,
         )

@@ -19,9 +19,10 @@ from stockroom.auth.permissions import Perm
 from stockroom.auth.repository import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
-from stockroom.http.idempotency import IdempotencyKeyHeader, StoredResponse
+from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
 from stockroom.http.pagination import Page, Pagination
 from stockroom.http.params import UtcDateTime
+from stockroom.idempotency import StoredResponse
 from stockroom.stock import service
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
 from stockroom.stock.repository import MovementFilter
@@ -85,7 +86,7 @@ def _respond(
     if status == 201 and collection_path and isinstance(body, dict) and "id" in body:
         headers["Location"] = f"{collection_path}/{body['id']}"
     if isinstance(result, StoredResponse):
-        return StoredResponse(status, body).to_response(headers)
+        return replay_response(StoredResponse(status, body), headers)
     return JSONResponse(body, status_code=status, headers=headers)
 
 
@@ -240,8 +241,12 @@ async def reverse_stock_movement(
     response_model=Page[StockLevelRead],
     responses=problem_responses(401, 403, 422),
     tags=["stock"],
-    description="One row per product and warehouse that ever held stock, ordered by sku and "
-    "warehouse code. `below_reorder=true`: on hand at or below the product's reorder point.",
+    description="One row per product and warehouse that has a level (its first movement, "
+    "reservation or submitted purchase order creates it), ordered by sku and warehouse code. "
+    "`available = on_hand - reserved`; `over_reserved` is true when a damage, adjustment or "
+    "count took on hand below reserved. `on_order`: outstanding quantities of ordered and "
+    "partially received purchase orders. `below_reorder=true`: on hand at or below the "
+    "product's reorder point.",
 )
 async def list_stock_levels(
     session: Session,

@@ -144,6 +144,16 @@ class StockLevelRead(_Out):
     warehouse_id: uuid.UUID
     warehouse_code: str
     on_hand: int
+    reserved: int = Field(
+        description="unshipped quantities of confirmed and partially shipped sales orders"
+    )
+    available: int = Field(description="on_hand - reserved: what a sale or transfer may take")
+    on_order: int = Field(
+        description="outstanding quantities of ordered and partially received purchase orders"
+    )
+    over_reserved: bool = Field(
+        description="true when damage or a count took on hand below reserved (available < 0)"
+    )
     in_transit_out: int
     reorder_point: int
 

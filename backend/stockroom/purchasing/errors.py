@@ -1,0 +1,20 @@
+"""Errors of the purchasing domain."""
+
+from __future__ import annotations
+
+from stockroom.http.errors import Conflict, NotFound
+
+
+class PurchaseOrderNotFound(NotFound):
+    default_detail = "purchase order not found"
+
+
+class SupplierNotFound(NotFound):
+    default_detail = "supplier not found"
+
+
+class OverReceipt(Conflict):
+    code = "over_receipt"
+    default_detail = (
+        "more than a line's outstanding quantity would be received; nothing was written"
+    )
