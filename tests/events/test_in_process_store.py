@@ -112,3 +112,104 @@ def test_cursors_yield_the_same_documents_as_a_list_slice(
     cursor = collection.find({}).sort("n", 1).skip(skip).limit(limit)
 
     assert [doc["n"] for doc in cursor] == expected
+
+
+def mongomock_sorted_answer(
+    collection: Any, filter: dict[str, Any], sort: list[tuple[str, int]], skip: int, limit: int
+) -> list[str]:
+    """What unchanged mongomock returns for a sorted, skipped and limited find."""
+    spec = helpers.patch_datetime_awareness_in_document(filter)
+    matched = [doc for doc in collection._store.documents if filter_applies(spec, doc)]
+    for key, direction in reversed(sort):
+        matched.sort(
+            key=lambda doc, key=key: mongomock.filtering.resolve_sort_key(key, doc),
+            reverse=direction < 0,
+        )
+    return [doc["_id"] for doc in matched[skip:][:limit]]
+
+
+# Writes between reads: the date index must follow inserts, replacements, in-place updates
+# (one document, and several) and deletes.
+writes = st.lists(
+    st.tuples(
+        st.sampled_from(["insert", "replace", "set_one", "set_many", "delete_one", "delete_many"]),
+        st.integers(min_value=0, max_value=30),
+        occurred_at_values,
+        st.sampled_from("ab"),
+    ),
+    max_size=8,
+)
+
+
+def apply_write(collection: Any, write: tuple[str, int, Any, str]) -> None:
+    kind, number, value, type_ = write
+    key = f"{number:04d}"
+    document: dict[str, Any] = {"_id": key, "type": type_}
+    if value is not None:
+        document["occurred_at"] = value
+    if kind == "insert":
+        collection.replace_one({"_id": key}, document, upsert=True)
+    elif kind == "replace":
+        collection.replace_one({"_id": key}, document)
+    elif kind == "set_one":
+        collection.update_one({"_id": key}, {"$set": {"occurred_at": value}})
+    elif kind == "set_many":
+        collection.update_many({"type": type_}, {"$set": {"occurred_at": value}})
+    elif kind == "delete_one":
+        collection.delete_one({"_id": key})
+    else:
+        collection.delete_many({"type": type_})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    docs=documents(),
+    before=writes,
+    filter=filters(),
+    direction=st.sampled_from([1, -1]),
+    tie_break=st.sampled_from([[], [("_id", 1)], [("_id", -1)], [("type", 1)]]),
+    skip=st.integers(min_value=0, max_value=5),
+    limit=st.integers(min_value=-30, max_value=30).filter(bool),
+    after=writes,
+)
+def test_sorted_limited_finds_and_ranges_follow_every_write(
+    docs: list[dict[str, Any]],
+    before: list[tuple[str, int, Any, str]],
+    filter: dict[str, Any],
+    direction: int,
+    tie_break: list[tuple[str, int]],
+    skip: int,
+    limit: int,
+    after: list[tuple[str, int, Any, str]],
+) -> None:
+    collection = store_collection()
+    if docs:
+        collection.insert_many(docs)
+    sort = [("occurred_at", direction), *tie_break]
+    for rounds in (before, after):  # reads in between: the index is built, then must follow
+        for write in rounds:
+            apply_write(collection, write)
+
+        found = [doc["_id"] for doc in collection.find(filter, sort=sort, skip=skip, limit=limit)]
+        ranged = sorted(doc["_id"] for doc in collection.find(filter))
+
+        assert found == mongomock_sorted_answer(collection, filter, sort, skip, abs(limit))
+        assert ranged == mongomock_answer(collection, filter)
+
+
+def test_documents_updated_in_place_are_found_at_their_new_date() -> None:
+    collection = store_collection()
+    later = BASE + timedelta(days=1)
+    collection.insert_many(
+        [{"_id": f"{n:04d}", "type": "ab"[n % 2], "occurred_at": BASE} for n in range(6)]
+    )
+    assert len(list(collection.find({"occurred_at": {"$gte": BASE}}))) == 6  # index built
+
+    collection.update_many({"type": "a"}, {"$set": {"occurred_at": later}})
+    collection.update_one({"_id": "0001"}, {"$set": {"occurred_at": later}})
+
+    moved = {"0000", "0002", "0004", "0001"}
+    assert {d["_id"] for d in collection.find({"occurred_at": {"$gte": later}})} == moved
+    assert {d["_id"] for d in collection.find({"occurred_at": {"$lt": later}})} == {"0003", "0005"}
+    newest = collection.find({}, sort=[("occurred_at", -1), ("_id", 1)], limit=2)
+    assert [d["_id"] for d in newest] == ["0000", "0001"]

@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import operator
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
+from operator import itemgetter
 from typing import Any
 
 import structlog
@@ -20,6 +22,7 @@ from beanie import init_beanie
 
 from stockroom.events.documents import COLLECTION, ActivityEvent, activity_indexes
 from stockroom.events.rollups import ROLLUPS, rollup_indexes
+from stockroom.events.time_index import TimeIndex
 from stockroom.settings import Settings
 
 log = structlog.get_logger("stockroom.events")
@@ -140,22 +143,102 @@ def _split_time_range(filter: Any, field: str = "occurred_at") -> _TimeRange | N
     return _TimeRange(low, high, rest)
 
 
+# The date each in-process collection is indexed by (see `stockroom.events.time_index`).
+_INDEXED_FIELDS = {COLLECTION: "occurred_at", ROLLUPS: "bucket_start"}
+
+
+def _index_of(store: Any) -> TimeIndex | None:
+    """The date index of a mongomock collection store (created on first use), None for a
+    collection without one."""
+    index: TimeIndex | None = getattr(store, "_stockroom_index", None)
+    if index is None and store.name in _INDEXED_FIELDS:
+        index = store._stockroom_index = TimeIndex(_INDEXED_FIELDS[store.name])
+        index.dirty = bool(store._documents)
+    return index
+
+
+def _top_candidates(cursor: Any) -> list[Any] | None:
+    """For a find sorted first by its collection's indexed date, with a limit: the documents
+    that can be among its first `skip + limit` (see `TimeIndex.top`), or None when the find is
+    not of that shape (mongomock then answers it whole)."""
+    from mongomock import filtering
+
+    filter_applies: Any = filtering.filter_applies
+    store = cursor.collection._store
+    index = _index_of(store)
+    sort, spec = cursor._sort, cursor._spec
+    if index is None or not cursor._limit or cursor._skip < 0 or not sort:
+        return None
+    keys = list(sort.items() if isinstance(sort, dict) else sort)
+    first_key, direction = keys[0]
+    if first_key != index.field or any(key.startswith("$") for key, _ in keys):
+        return None
+    if type(spec) is not dict:
+        return None
+    time_range = _split_time_range(spec, index.field)
+    if time_range is not None:
+        low, high, rest = time_range.low, time_range.high, time_range.rest
+    else:
+        low, high, rest = None, None, spec
+    documents = store._documents
+    candidates = index.top(
+        documents,
+        low,
+        high,
+        (lambda document: filter_applies(rest, document)) if rest else (lambda _: True),
+        descending=direction < 0,
+        count=cursor._skip + abs(cursor._limit),
+    )
+    candidates += [ranked for ranked in index.others(documents) if filter_applies(spec, ranked[1])]
+    return list(_in_store_order(candidates))
+
+
+def _in_store_order(ranked: list[tuple[int, Any]]) -> Iterator[Any]:
+    """Documents in the store's insertion order, the order mongomock answers (and breaks sort
+    ties) in."""
+    ranked.sort(key=itemgetter(0))
+    return (document for _, document in ranked)
+
+
+def _sorted_copies(collection: Any, documents: list[Any], sort: Any, projection: Any) -> Any:
+    """mongomock's own sort and copy (`Collection._get_dataset`), of `documents` only."""
+    from mongomock import filtering
+
+    resolve_sort_key: Any = filtering.resolve_sort_key
+    keys = list(sort.items() if isinstance(sort, dict) else sort)
+    dataset: list[Any] = documents
+    for key, direction in reversed(keys):
+        dataset = sorted(
+            dataset, key=partial(_sort_key, resolve_sort_key, key), reverse=direction < 0
+        )
+    return (collection._copy_only_fields(document, projection, dict) for document in dataset)
+
+
+def _sort_key(resolve: Any, key: str, document: Any) -> Any:
+    return resolve(key, document)
+
+
 def _patch_mongomock() -> None:
-    """Four changes to mongomock 4.3, applied once, for the in-process store only.
+    """Changes to mongomock 4.3, applied once, for the in-process store only.
 
     - pymongo 4.11+ passes `sort` to bulk replace/update operations; mongomock predates it.
     - mongomock finds a document by `_id` by testing every document: an upsert keyed by `_id`
       (every relay write) would cost O(collection). Equality on a string `_id` becomes a lookup.
     - mongomock tests every document against the whole filter in Python (about 30 us each), so
-      each activity page or export window cost O(collection) at that rate. In a filter with an
-      `occurred_at` range of dates, the range is checked with plain comparisons (as MongoDB's
-      index bounds would) and only the rest of the filter goes through mongomock, so a window
-      costs a fast pass plus its own documents. The answer is exactly mongomock's (tested).
+      every activity page, export window and dashboard read cost O(collection). Each of the two
+      collections keeps a sorted date index (`occurred_at` of events, `bucket_start` of
+      rollups; `stockroom.events.time_index`), kept in step with every write. A filter with a
+      range of dates on that field visits only the documents of its range (only the rest of
+      the filter goes through mongomock), and a find sorted first by that date with a limit
+      visits only its first `skip + limit` matches and their ties, so a dashboard costs its
+      own rollup documents and an `/activity` page its own events. The answers are exactly
+      mongomock's, in its order (tests/events/test_in_process_store.py).
     - mongomock's cursor copies its remaining results for every document it yields, so reading
       n documents from one cursor cost O(n^2); it now indexes into them.
     """
-    from mongomock import filtering
+    from mongomock import filtering, helpers
     from mongomock.collection import BulkOperationBuilder, Collection, Cursor
+    from mongomock.store import CollectionStore
 
     filter_applies: Any = filtering.filter_applies
 
@@ -181,27 +264,72 @@ def _patch_mongomock() -> None:
         if type(filter) is dict and len(filter) == 1 and isinstance(filter.get("_id"), str):
             key = filter["_id"]
             return iter([self._store[key]] if key in self._store else [])
-        # Events are ranged by `occurred_at`, dashboard rollups by `bucket_start`.
-        field = "bucket_start" if self.name == ROLLUPS else "occurred_at"
-        time_range = _split_time_range(filter, field)
-        if time_range is None or self._store.is_empty:
+        index = _index_of(self._store)
+        time_range = _split_time_range(filter, index.field) if index is not None else None
+        if index is None or time_range is None or self._store.is_empty:
             return iter_documents(self, filter)
-        admits, rest = time_range.admits, time_range.rest
-        matched = []
-        for document in list(self._store.documents):
-            # Stored dates are naive UTC, like the filter's by now: a date is compared directly
-            # (as MongoDB's index bounds would). Anything else (a missing field, an array,
-            # another type) goes to mongomock's own filter, whole.
-            value = document.get(field)
-            if type(value) is datetime:
-                if not admits(value) or (rest and not filter_applies(rest, document)):
-                    continue
-            elif not filter_applies(filter, document):
-                continue
-            matched.append(document)
-        return iter(matched)
+        # Stored dates are naive UTC, like the filter's by now: the index's bisection on them
+        # is what MongoDB's index bounds do. Documents without a date (a missing field, an
+        # array, another type) go to mongomock's own filter, whole.
+        documents, rest = self._store._documents, time_range.rest
+        matched = [
+            ranked
+            for ranked in index.in_range(documents, time_range.low, time_range.high)
+            if not rest or filter_applies(rest, ranked[1])
+        ]
+        matched += [
+            ranked for ranked in index.others(documents) if filter_applies(filter, ranked[1])
+        ]
+        return _in_store_order(matched)
 
     collection._iter_documents = patched_iter_documents
+
+    # Keep each collection's date index in step with its store: every insert, replacement
+    # and delete goes through the store's item methods; an update changes a stored document
+    # in place, so the document is indexed again (or, for a multi-document update, the index
+    # is rebuilt at the next read).
+    store: Any = CollectionStore
+    set_item, del_item, drop = store.__setitem__, store.__delitem__, store.drop
+
+    def patched_set_item(self: Any, key: Any, value: Any) -> None:
+        index = _index_of(self)  # (before the first document: an index of none, not dirty)
+        set_item(self, key, value)
+        if index is not None:
+            index.stored(key, value)
+
+    def patched_del_item(self: Any, key: Any) -> None:
+        del_item(self, key)
+        index = _index_of(self)
+        if index is not None:
+            index.removed(key)
+
+    def patched_drop(self: Any) -> None:
+        drop(self)
+        index = _index_of(self)
+        if index is not None:
+            index.clear()
+
+    store.__setitem__, store.__delitem__, store.drop = (
+        patched_set_item,
+        patched_del_item,
+        patched_drop,
+    )
+    update = collection._update
+
+    def patched_collection_update(
+        self: Any, spec: Any, document: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        result = update(self, spec, document, *args, **kwargs)
+        index = _index_of(self._store)
+        if index is not None and result.get("nModified"):
+            key = spec.get("_id") if type(spec) is dict and len(spec) == 1 else None
+            if isinstance(key, str) and key in self._store._documents:
+                index.stored(key, self._store._documents[key])
+            else:
+                index.dirty = True
+        return result
+
+    collection._update = patched_collection_update
 
     cursor: Any = Cursor
 
@@ -214,6 +342,27 @@ def _patch_mongomock() -> None:
         return results[position]
 
     cursor.__next__ = cursor.next = patched_next
+
+    # A sorted, limited find led by the indexed date (`/activity`'s newest-first pages, the
+    # first event) walks the index for its first `skip + limit` matches and the ties after
+    # them; mongomock then sorts and copies just those, instead of all.
+    compute_results = cursor._compute_results
+
+    def patched_compute_results(self: Any, with_limit_and_skip: bool = False) -> Any:
+        if not self._results or self._factory_last_generated_results != self._factory:
+            candidates = _top_candidates(self)
+            if candidates is not None:
+                dataset = _sorted_copies(self.collection, candidates, self._sort, self._projection)
+                if self.collection.codec_options.tz_aware:
+                    dataset = map(helpers.make_datetime_timezone_aware_in_document, dataset)
+                self._results = list(dataset)
+                self._factory_last_generated_results = self._factory
+                # (Sliced here: mongomock would compute an empty answer again, in full.)
+                results = self._results[self._skip :]
+                return results[: abs(self._limit)] if with_limit_and_skip else self._results
+        return compute_results(self, with_limit_and_skip)
+
+    cursor._compute_results = patched_compute_results
 
 
 def in_process_event_store(retention_days: int = 0) -> EventStore:
