@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import mongomock
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mongomock import helpers
@@ -213,3 +214,85 @@ def test_documents_updated_in_place_are_found_at_their_new_date() -> None:
     assert {d["_id"] for d in collection.find({"occurred_at": {"$lt": later}})} == {"0003", "0005"}
     newest = collection.find({}, sort=[("occurred_at", -1), ("_id", 1)], limit=2)
     assert [d["_id"] for d in newest] == ["0000", "0001"]
+
+
+# Stored values of every shape a document may hold, dates (naive and aware) included.
+leaves = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.floats(allow_nan=False),
+    st.text(max_size=3),
+    st.binary(max_size=3),
+    instants,
+    bounds,
+)
+values = st.recursive(
+    leaves,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.sampled_from("xyz"), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+projections = st.sampled_from(
+    [
+        *[None, {}, {"a": 1}, {"a": 1, "_id": 0}, {"b": 1, "a": True}, {"_id": 1, "b": 1}],
+        *[{"a.x": 1}, {"a": 0}, {"_id": 0}, {"occurred_at": 1, "_id": 0}],
+    ]
+)
+
+
+def exact(value: Any) -> Any:
+    """A value with its dicts' key order and its dates' offsets made comparable."""
+    if isinstance(value, dict):
+        return [(key, exact(item)) for key, item in value.items()]
+    if isinstance(value, list):
+        return ["list", *map(exact, value)]
+    if isinstance(value, datetime):
+        return (value, value.utcoffset())
+    return (type(value).__name__, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    stored=st.lists(st.tuples(values, values, occurred_at_values), max_size=6),
+    projection=projections,
+    filter=filters(),
+)
+def test_finds_return_exactly_mongomocks_copies(
+    stored: list[tuple[Any, Any, Any]], projection: dict[str, Any] | None, filter: dict[str, Any]
+) -> None:
+    collection = store_collection()
+    for number, (a, b, occurred_at) in enumerate(stored):
+        document = {"_id": f"{number:04d}", "a": a, "type": "ab"[number % 2], "b": b}
+        if occurred_at is not None:
+            document["occurred_at"] = occurred_at
+        collection.insert_one(document)
+    spec = helpers.patch_datetime_awareness_in_document(filter)
+    matched = [doc for doc in collection._store.documents if filter_applies(spec, doc)]
+    try:
+        expected = [
+            helpers.make_datetime_timezone_aware_in_document(
+                collection._copy_only_fields(
+                    doc, None if projection is None else dict(projection), dict
+                )
+            )
+            for doc in matched
+        ]
+    except Exception as error:  # what mongomock cannot project, the store cannot either
+        with pytest.raises(type(error)):
+            list(collection.find(filter, projection))
+        return
+
+    found = list(collection.find(filter, projection))
+
+    assert sorted(map(exact, found), key=repr) == sorted(map(exact, expected), key=repr)
+    assert sorted(collection.distinct("type", filter)) == sorted({doc["type"] for doc in matched})
+    dates = [doc.get("occurred_at") for doc in matched]
+    expected_dates = {
+        exact(value)
+        for value in helpers.make_datetime_timezone_aware_in_document(dates)
+        for value in (value if isinstance(value, list) else [value])
+        if value is not None
+    }
+    assert {exact(value) for value in collection.distinct("occurred_at", filter)} == expected_dates

@@ -13,7 +13,7 @@ import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from functools import cache, partial
 from operator import itemgetter
 from typing import Any
 
@@ -200,18 +200,98 @@ def _in_store_order(ranked: list[tuple[int, Any]]) -> Iterator[Any]:
     return (document for _, document in ranked)
 
 
-def _sorted_copies(collection: Any, documents: list[Any], sort: Any, projection: Any) -> Any:
-    """mongomock's own sort and copy (`Collection._get_dataset`), of `documents` only."""
+def _plan(cursor: Any) -> tuple[list[Any], Callable[[Any], Any]] | None:
+    """How a cursor of an indexed collection gets its results: the candidate documents (a
+    superset, for a sorted and limited find) and the copy of each it returns; None to leave
+    the cursor to mongomock (another collection, an unsupported sort)."""
+    collection = cursor.collection
+    sort = cursor._sort
+    keys = list(sort.items() if isinstance(sort, dict) else sort or [])
+    if (
+        _index_of(collection._store) is None
+        or not collection.codec_options.tz_aware
+        or any(key.startswith("$") for key, _ in keys)
+    ):
+        return None
+    candidates = _top_candidates(cursor)
+    if candidates is None:
+        candidates = list(collection._iter_documents(cursor._spec))
+    return candidates, _copier(collection, cursor._projection)
+
+
+def _sorted(documents: list[Any], sort: Any) -> list[Any]:
+    """mongomock's own sort (`Collection._get_dataset`): stable, key by key from the last."""
     from mongomock import filtering
 
     resolve_sort_key: Any = filtering.resolve_sort_key
-    keys = list(sort.items() if isinstance(sort, dict) else sort)
-    dataset: list[Any] = documents
+    keys = list(sort.items() if isinstance(sort, dict) else sort or [])
     for key, direction in reversed(keys):
-        dataset = sorted(
-            dataset, key=partial(_sort_key, resolve_sort_key, key), reverse=direction < 0
+        documents = sorted(
+            documents, key=partial(_sort_key, resolve_sort_key, key), reverse=direction < 0
         )
-    return (collection._copy_only_fields(document, projection, dict) for document in dataset)
+    return documents
+
+
+# Types `copy.copy` returns as they are, and mongomock's date conversion leaves alone.
+_IMMUTABLE = frozenset({str, int, float, bool, type(None), bytes})
+
+
+@cache
+def _mongomock_utc() -> Any:
+    from mongomock import helpers
+
+    return getattr(helpers, "utc")  # noqa: B009 (not in mongomock's type stubs)
+
+
+def _aware_copy(value: Any) -> Any:
+    """What mongomock returns for a stored value (a deep copy with dates made aware, in UTC),
+    in one pass for the plain types; anything else goes through mongomock's own two."""
+    kind = type(value)
+    if kind is dict:
+        return {key: _aware_copy(item) for key, item in value.items()}
+    if kind is list:
+        return [_aware_copy(item) for item in value]
+    if kind is datetime:
+        return value.replace(tzinfo=_mongomock_utc())
+    if kind in _IMMUTABLE:
+        return value
+    from mongomock import collection, helpers
+
+    copied: Any = collection._copy_field(value, dict)  # type: ignore[no-untyped-call]
+    return helpers.make_datetime_timezone_aware_in_document(copied)  # type: ignore[no-untyped-call]
+
+
+def _copier(collection: Any, projection: Any) -> Callable[[Any], Any]:
+    """The copy mongomock makes of a stored document under `projection` (dates made aware):
+    in one pass for no projection or an inclusion of top-level fields, else mongomock's."""
+    from mongomock import helpers
+
+    if projection is None or (isinstance(projection, dict) and not projection):
+        return _aware_copy
+    included = dict(projection) if isinstance(projection, dict) else None
+    keep_id = included.pop("_id", 1) if included is not None else None
+    if (
+        included
+        and keep_id in (0, 1)
+        and all(value == 1 for value in included.values())
+        and not any("." in key or key.startswith("$") for key in included)
+    ):
+
+        def project(document: Any) -> Any:
+            # In the document's order, `_id` last: as mongomock's projection builds it.
+            copied = {k: _aware_copy(v) for k, v in document.items() if k in included}
+            copied.pop("_id", None)
+            if keep_id and "_id" in document:
+                copied["_id"] = _aware_copy(document["_id"])
+            return copied
+
+        return project
+    make_aware: Any = helpers.make_datetime_timezone_aware_in_document
+
+    def fallback(document: Any) -> Any:
+        return make_aware(collection._copy_only_fields(document, projection, dict))
+
+    return fallback
 
 
 def _sort_key(resolve: Any, key: str, document: Any) -> Any:
@@ -343,26 +423,50 @@ def _patch_mongomock() -> None:
 
     cursor.__next__ = cursor.next = patched_next
 
-    # A sorted, limited find led by the indexed date (`/activity`'s newest-first pages, the
-    # first event) walks the index for its first `skip + limit` matches and the ties after
-    # them; mongomock then sorts and copies just those, instead of all.
+    # A find on an indexed collection gets its documents from the index (a sorted, limited
+    # find led by the indexed date, such as `/activity`'s newest-first pages, only its first
+    # `skip + limit` matches and their ties), and copies them in one pass instead of
+    # mongomock's two (a generic deep copy, then one more to make dates aware).
     compute_results = cursor._compute_results
 
     def patched_compute_results(self: Any, with_limit_and_skip: bool = False) -> Any:
-        if not self._results or self._factory_last_generated_results != self._factory:
-            candidates = _top_candidates(self)
-            if candidates is not None:
-                dataset = _sorted_copies(self.collection, candidates, self._sort, self._projection)
-                if self.collection.codec_options.tz_aware:
-                    dataset = map(helpers.make_datetime_timezone_aware_in_document, dataset)
-                self._results = list(dataset)
-                self._factory_last_generated_results = self._factory
-                # (Sliced here: mongomock would compute an empty answer again, in full.)
-                results = self._results[self._skip :]
-                return results[: abs(self._limit)] if with_limit_and_skip else self._results
-        return compute_results(self, with_limit_and_skip)
+        fresh = self._results and self._factory_last_generated_results == self._factory
+        plan = None if fresh else _plan(self)
+        if plan is None:
+            return compute_results(self, with_limit_and_skip)
+        candidates, copy = plan
+        self._results = [copy(document) for document in _sorted(candidates, self._sort)]
+        self._factory_last_generated_results = self._factory
+        # (Sliced here: mongomock would compute an empty answer again, in full.)
+        if not with_limit_and_skip:
+            return self._results
+        results = self._results[self._skip :]
+        return results[: abs(self._limit)] if self._limit else results
 
     cursor._compute_results = patched_compute_results
+
+    # `distinct` (the types of a `stock.*` filter) reads the stored documents rather than a
+    # copy of each.
+    distinct = collection.distinct
+
+    def patched_distinct(self: Any, key: Any, filter: Any = None, session: Any = None) -> Any:
+        if session or _index_of(self._store) is None or not isinstance(key, str):
+            return distinct(self, key, filter, session)
+        candidates: Any = filtering.iter_key_candidates
+        naive: Any = helpers.patch_datetime_awareness_in_document
+        nothing: Any = getattr(filtering, "NOTHING")  # noqa: B009 (not in its type stubs)
+        unique: set[Any] = set()
+        spec = naive({} if filter is None else filter)
+        for document in self._iter_documents(spec):
+            for values in candidates(key, document):
+                if values is nothing:
+                    continue
+                for value in values if isinstance(values, tuple | list) else [values]:
+                    value = _aware_copy(value)
+                    unique.add(helpers.hashdict(value) if isinstance(value, dict) else value)
+        return [dict(v) if isinstance(v, helpers.hashdict) else v for v in unique]
+
+    collection.distinct = patched_distinct
 
 
 def in_process_event_store(retention_days: int = 0) -> EventStore:
