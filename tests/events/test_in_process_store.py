@@ -296,3 +296,48 @@ def test_finds_return_exactly_mongomocks_copies(
         if value is not None
     }
     assert {exact(value) for value in collection.distinct("occurred_at", filter)} == expected_dates
+
+
+type_values = st.one_of(
+    st.sampled_from(["stock.a", "stock.b", "product.a"]),
+    st.lists(st.sampled_from(["stock.a", "product.b"]), max_size=2),
+    st.none(),
+    st.integers(min_value=0, max_value=2),
+)
+type_filters = st.sampled_from(
+    [None, {}, {"type": "stock.a"}, {"type": {"$regex": "^stock\\."}}, {"type": {"$in": ["x"]}}]
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    types=st.lists(type_values, max_size=10),
+    changes=st.lists(st.tuples(st.integers(min_value=0, max_value=12), type_values), max_size=5),
+    filter=type_filters,
+)
+def test_distinct_types_follow_every_write(
+    types: list[Any], changes: list[tuple[int, Any]], filter: dict[str, Any] | None
+) -> None:
+    collection = store_collection()
+
+    def stored_as(number: int, value: Any) -> dict[str, Any]:
+        document: dict[str, Any] = {"_id": f"{number:04d}", "occurred_at": BASE}
+        if value is not None:
+            document["type"] = value
+        return document
+
+    for number, value in enumerate(types):
+        collection.insert_one(stored_as(number, value))
+    assert collection.distinct("type", filter) is not None  # the counts are built
+    for number, value in changes:
+        if number % 3 == 0:
+            collection.delete_one({"_id": f"{number:04d}"})
+        else:
+            collection.replace_one({"_id": f"{number:04d}"}, stored_as(number, value), upsert=True)
+
+    found = collection.distinct("type", filter)
+
+    assert sorted(map(repr, found)) == sorted(
+        map(repr, collection.find(filter or {}).distinct("type"))
+    )
+    assert len(found) == len(set(map(repr, found)))

@@ -35,8 +35,15 @@ _date = itemgetter(0)
 class TimeIndex:
     """The documents of one mongomock collection store, by the date in `field`."""
 
-    def __init__(self, field: str) -> None:
+    def __init__(self, field: str, counted: str | None = None) -> None:
         self.field = field
+        # A top-level field whose distinct values are counted (`type` of events: a `stock.*`
+        # filter asks for the types it covers). Documents whose value there is not a string
+        # (missing, an array...) are only listed, for mongomock to read.
+        self.counted = counted
+        self._values: dict[str, int] = {}
+        self._value_of: dict[Hashable, str] = {}
+        self._uncounted: dict[Hashable, None] = {}
         self._entries: list[Entry] = []  # sorted
         self._pending: list[Entry] = []  # not yet sorted in
         self._live: dict[Hashable, Entry] = {}  # store key -> its current entry
@@ -47,7 +54,7 @@ class TimeIndex:
         self.dirty = False  # rebuild from the store before the next read
 
     def clear(self) -> None:
-        self.__init__(self.field)  # type: ignore[misc]
+        self.__init__(self.field, self.counted)  # type: ignore[misc]
 
     def stored(self, key: Hashable, document: Mapping[str, Any]) -> None:
         """`document` was stored (inserted, or replaced whole) under `key`, or changed in place.
@@ -56,6 +63,13 @@ class TimeIndex:
         if rank is None:
             rank = self._rank[key] = next(self._ranks)
         self._forget(key)
+        if self.counted is not None:
+            counted = document.get(self.counted)
+            if type(counted) is str:
+                self._value_of[key] = counted
+                self._values[counted] = self._values.get(counted, 0) + 1
+            else:
+                self._uncounted[key] = None
         value = document.get(self.field)
         if type(value) is datetime and value.tzinfo is None:
             # A plain naive (UTC) date, as mongomock stores dates. Anything else (missing,
@@ -70,6 +84,24 @@ class TimeIndex:
         if self._live.pop(key, None) is not None:
             self._stale += 1  # its entry stays in the list until the next sweep
         self._others.pop(key, None)
+        counted = self._value_of.pop(key, None)
+        if counted is not None:
+            left = self._values[counted] - 1
+            if left:
+                self._values[counted] = left
+            else:
+                del self._values[counted]
+        self._uncounted.pop(key, None)
+
+    def counted_values(
+        self, documents: Mapping[Hashable, Any]
+    ) -> tuple[list[str], list[Any]] | None:
+        """The distinct string values of the counted field, and the documents whose value
+        there is anything else; None when no field is counted."""
+        if self.counted is None:
+            return None
+        self._sorted(documents)  # (rebuilds a dirty index)
+        return list(self._values), [documents[key] for key in self._uncounted]
 
     def removed(self, key: Hashable) -> None:
         self._forget(key)
