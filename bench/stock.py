@@ -313,7 +313,7 @@ async def raw_posting(
     from stockroom.stock.ledger import Line, _arguments
     from stockroom.stock.models import MovementType
 
-    principal = await conn.fetchrow(PRINCIPAL, actor)
+    principal = await conn.fetchrow(PRINCIPAL, *principal_args(actor))
     if principal is None or "stock:write" not in principal[5]:
         raise RuntimeError("the raw path's caller may not post movements")
     line = Line(

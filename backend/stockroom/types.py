@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import BeforeValidator
 
 # C0 and C1 control characters except tab and newline, and lone surrogates (a JSON body can
 # carry "\ud800", which neither PostgreSQL nor a UTF-8 encoder accepts as text).
@@ -30,10 +30,17 @@ def refuse_unsafe_characters(value: str) -> str:
     return value
 
 
-SAFE_TEXT = AfterValidator(refuse_unsafe_characters)
+def _refuse_unsafe_input(value: object) -> object:
+    # Before any other step: stripping would silently drop a trailing "\x85" or "\x1f" (Python
+    # counts them as whitespace), and the caller must hear about such text, not lose part of it.
+    return refuse_unsafe_characters(value) if isinstance(value, str) else value
+
+
+SAFE_TEXT = BeforeValidator(_refuse_unsafe_input)
 """The check of `SafeText`, for text with limits: `Annotated[str, StringConstraints(...),
-SAFE_TEXT]`. It goes last, so that stripping, lengths and patterns apply as they read (pydantic
-applies constraints written after a validator generically: lengths before stripping)."""
+SAFE_TEXT]`. It runs on the text as sent, before stripping, lengths and patterns; write it last,
+so that the constraints before it stay on the string itself (pydantic applies constraints written
+after a validator generically: lengths before stripping)."""
 
 SafeText = Annotated[str, SAFE_TEXT]
 """Text from a caller (a body field, a query parameter, a CSV cell): NUL or another control

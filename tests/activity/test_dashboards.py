@@ -12,6 +12,8 @@ from stockroom.activity import service
 from tests.activity.conftest import at, event, movement
 from tests.conftest import ClientAs
 from tests.factories.catalog import make_product, make_warehouse
+from tests.purchasing import test_purchase_orders as purchase_orders
+from tests.sales import test_sales_orders as sales_orders
 
 WAREHOUSE_A = uuid.UUID("00000000-0000-0000-0000-00000000000a")
 WAREHOUSE_B = uuid.UUID("00000000-0000-0000-0000-00000000000b")
@@ -202,7 +204,37 @@ async def test_summary_route_answers_with_every_figure(client_as: ClientAs, even
         "failed_logins_24h",
         "low_stock_products",
         "open_transfers",
+        "open_purchase_orders",
+        "open_sales_orders",
     }
+
+
+async def test_summary_counts_open_purchase_and_sales_orders(
+    client_as: ClientAs, events: Any, session: AsyncSession
+) -> None:
+    """Open means goods still to come or to go: drafts and finished orders do not count."""
+    analyst = await client_as("analyst")
+    manager = await client_as("manager")
+    before = (await analyst.get("/api/v1/dashboard/summary")).json()
+    buying = await purchase_orders.World(session).build()
+    selling = await sales_orders.World(session).build()
+
+    await purchase_orders.create(manager, buying)  # draft
+    await purchase_orders.submitted(manager, buying)
+    cancelled = await purchase_orders.submitted(manager, buying)
+    await manager.post(f"{purchase_orders.URL}/{cancelled['id']}/cancel")
+    await sales_orders.create(manager, selling)  # draft
+    await sales_orders.confirmed(manager, selling, 1, 1)
+    partly = await sales_orders.confirmed(manager, selling, 2, 1)
+    await manager.post(
+        f"{sales_orders.URL}/{partly['id']}/ship", json=sales_orders.shipment(partly, 1)
+    )
+    done = await sales_orders.confirmed(manager, selling, 1, 0)
+    await manager.post(f"{sales_orders.URL}/{done['id']}/ship", json=sales_orders.shipment(done, 1))
+    after = (await analyst.get("/api/v1/dashboard/summary")).json()
+
+    assert after["open_purchase_orders"] == before["open_purchase_orders"] + 1
+    assert after["open_sales_orders"] == before["open_sales_orders"] + 2
 
 
 async def test_stock_flow_names_each_warehouse_by_its_code(

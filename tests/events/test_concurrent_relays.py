@@ -10,12 +10,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from sqlalchemy import text
 
 from stockroom.db.engine import create_engine, create_sessionmaker
-from stockroom.events.relay import Relay, outbox_status
+from stockroom.events.relay import Relay, deliver_pending, outbox_status
 from stockroom.events.store import EventStore, in_process_event_store
 from tests.conftest import make_settings
-from tests.events.conftest import Sessionmaker, record_committed
+from tests.events.conftest import Sessionmaker, outbox_rows, record_committed
 
 ENTITIES = 60
 ROUNDS = 8
@@ -94,3 +95,51 @@ async def test_two_relays_deliver_every_event_exactly_once_in_entity_order(
     for _, arrived_id in arrivals:
         arrived[entity_of[arrived_id]].append(arrived_id)
     assert arrived == recorded
+
+
+async def lock_waiters(sessionmaker: Sessionmaker) -> int:
+    # A transaction of its own each time: pg_stat_activity is a snapshot per transaction.
+    async with sessionmaker() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND wait_event_type = 'Lock'"
+            )
+        )
+    return int(waiting or 0)
+
+
+async def test_a_row_locked_by_another_transaction_does_not_hold_up_the_rest(
+    fresh_database: str, relay_sessionmakers: list[Sessionmaker]
+) -> None:
+    writer, relay_sessions, _ = relay_sessionmakers
+    store = in_process_event_store()
+    ids = await record_committed(writer, [uuid.uuid4() for _ in range(10)])  # 10 entities
+    # Another relay (or anyone) holds the oldest pending row, on a connection of its own.
+    holder = create_engine(fresh_database, pool_size=1, max_overflow=0)
+    try:
+        async with holder.connect() as connection, connection.begin():
+            locked = await connection.scalar(
+                text(
+                    "SELECT id FROM outbox_events WHERE delivered_at IS NULL "
+                    "ORDER BY occurred_at, id LIMIT 1 FOR UPDATE"
+                )
+            )
+            delivery = asyncio.create_task(deliver_pending(relay_sessions, store))
+            # Deterministic, not a stopwatch: the relay either finishes while the lock is held,
+            # or PostgreSQL shows its claim waiting for that lock (a claim without SKIP LOCKED).
+            waited = False
+            while not delivery.done() and not waited:
+                waited = await lock_waiters(writer) > 0
+                await asyncio.sleep(0.01)
+        delivered = await delivery  # the lock is released now: a waiting relay finishes too
+    finally:
+        await holder.dispose()
+
+    assert not waited, "the relay waited for a row another transaction holds"
+    assert locked in ids
+    assert delivered == 9
+    pending = [row.id for row in await outbox_rows(writer) if row.delivered_at is None]
+    assert pending == [locked]
+    assert await deliver_pending(relay_sessions, store) == 1  # once released, it goes out too
+    assert await store.collection.count_documents({}) == 10

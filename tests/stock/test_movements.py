@@ -424,6 +424,26 @@ async def test_reversal_that_would_oversell_is_refused(
     assert await on_hand(session, product.id, warehouse.id) == 2
 
 
+async def test_a_receipt_reversed_twice_is_already_reversed_not_out_of_stock(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    # Unlike a sale, a receipt cannot be reversed a second time for lack of stock alone (after
+    # the first reversal on hand is 0), so only the already-reversed check gives this answer.
+    product = await make_product(session)
+    warehouse = await make_warehouse(session)
+    manager = await client_as("manager")
+    receipt = (await manager.post(URL, json=movement(product, warehouse, "receipt", 5))).json()
+
+    first = await manager.post(f"{URL}/{receipt['id']}/reverse")
+    second = await manager.post(f"{URL}/{receipt['id']}/reverse")
+
+    assert first.status_code == 201, first.text
+    assert first.json()["signed_quantity"] == -5
+    assert_problem(second, 409, "already_reversed")
+    assert await on_hand(session, product.id, warehouse.id) == 0
+    assert await ledger_sum(session, product.id, warehouse.id) == 0
+
+
 async def test_stock_levels_list_and_filters(client_as: ClientAs, session: AsyncSession) -> None:
     product = await make_product(session, reorder_point=5)
     warehouse = await make_warehouse(session)

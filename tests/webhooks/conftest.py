@@ -10,10 +10,11 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, TypeVar
 
 import httpcore
 import pytest
@@ -30,6 +31,7 @@ from stockroom.webhooks.models import WebhookEndpoint
 from stockroom.webhooks.signing import generate_secret
 
 Sessionmaker = async_sessionmaker[AsyncSession]
+R = TypeVar("R", bound="Receiver")
 ADMIN_CTX = Context(
     actor=Actor(id=uuid.UUID("01890000-0000-7000-8000-0000000000aa"), email="admin@example.com"),
     request_id="req-webhooks",
@@ -41,6 +43,11 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+
+    @property
+    def key(self) -> tuple[str, str | None]:
+        """One delivery: the endpoint (path) and the event (`webhook-id`)."""
+        return self.path, self.headers.get("webhook-id")
 
     @property
     def event(self) -> dict[str, Any]:
@@ -59,6 +66,8 @@ class Receiver:
     script: list[int | None] = field(default_factory=list)
     default_status: int = 200
     hang_s: float = 2.0
+    # Answer 500 to the first request of each (path, webhook-id), then `default_status`.
+    fail_first: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -73,7 +82,13 @@ class Receiver:
             self.received.append(
                 Received(request.path, {k.lower(): v for k, v in request.headers.items()}, body)
             )
-            return self.script.pop(0) if self.script else self.default_status
+            if self.script:
+                return self.script.pop(0)
+            if self.fail_first:
+                key = self.received[-1].key
+                if sum(r.key == key for r in self.received) == 1:
+                    return 500
+            return self.default_status
 
     def ids(self) -> list[str]:
         with self.lock:
@@ -102,12 +117,19 @@ def _handler(receiver_ref: list[Receiver]) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) drops connections beyond it, and the client retries them
+    # a second later: many concurrent deliveries would look slow for the receiver's sake.
+    request_queue_size = 256
+
+
+@contextmanager
+def serving(kind: type[R]) -> Iterator[R]:
+    """A receiver of the given kind listening on 127.0.0.1 while the block runs."""
     ref: list[Receiver] = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(ref))
+    server = _Server(("127.0.0.1", 0), _handler(ref))
     server.daemon_threads = True
-    instance = Receiver(server)
+    instance = kind(server)
     ref.append(instance)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -116,6 +138,12 @@ def receiver() -> Iterator[Receiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with serving(Receiver) as instance:
+        yield instance
 
 
 class Clock:
@@ -182,11 +210,14 @@ def make_dispatcher(
     timeout_s: float = 1.0,
     network: httpcore.AsyncNetworkBackend | None = None,
     concurrency: int = 50,
+    poll_interval_s: float = 0.5,
 ) -> Dispatcher:
     client = WebhookClient(
         guard or TargetGuard(allow_private=True), timeout_s=timeout_s, network_backend=network
     )
-    return Dispatcher(sessionmaker, client, concurrency=concurrency, clock=clock)
+    return Dispatcher(
+        sessionmaker, client, concurrency=concurrency, clock=clock, poll_interval_s=poll_interval_s
+    )
 
 
 @pytest.fixture

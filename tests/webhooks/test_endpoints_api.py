@@ -194,3 +194,77 @@ async def test_deactivating_an_endpoint_fails_its_pending_deliveries(
     response = await admin.patch(endpoint, json={"is_active": False})
     assert response.status_code == 200
     assert {d.status for d in await deliveries(sessionmaker, created["id"])} == {"failed"}
+
+
+async def test_responses_that_carry_a_secret_are_not_cached(admin: Any) -> None:
+    response = await admin.post("/api/v1/webhooks", json={"url": URL, "event_types": ["*"]})
+    assert response.status_code == 201
+    assert response.headers["cache-control"] == "no-store"
+    rotated = await admin.post(f"/api/v1/webhooks/{response.json()['id']}/rotate-secret")
+    assert rotated.status_code == 200
+    assert rotated.headers["cache-control"] == "no-store"
+
+
+async def test_sending_costs_needs_costs_read(
+    client_as: Any, admin: Any, session: AsyncSession
+) -> None:
+    from tests.factories.auth import make_role
+
+    hook_admin = await client_as(await make_role(session, ["webhooks:manage"]))
+    refused = await hook_admin.post(
+        "/api/v1/webhooks", json={"url": URL, "event_types": ["*"], "include_costs": True}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "permission_denied"
+    assert (await admin.get("/api/v1/webhooks")).json()["total"] == 0
+
+    plain = await hook_admin.post("/api/v1/webhooks", json={"url": URL, "event_types": ["*"]})
+    assert plain.status_code == 201
+    own = f"/api/v1/webhooks/{plain.json()['id']}"
+    assert (await hook_admin.patch(own, json={"include_costs": True})).status_code == 403
+    assert (await hook_admin.patch(own, json={"url": URL + "&x=1"})).status_code == 200
+
+    # An endpoint that includes costs (set up by someone who may see them) cannot be pointed
+    # elsewhere by a caller who may not; its other fields can be changed.
+    with_costs = await _create(admin, include_costs=True)
+    theirs = f"/api/v1/webhooks/{with_costs['id']}"
+    moved = await hook_admin.patch(theirs, json={"url": "https://elsewhere.example/"})
+    assert moved.status_code == 403
+    assert (await admin.get(theirs)).json()["url"] == URL
+    assert (await hook_admin.patch(theirs, json={"description": "ok"})).status_code == 200
+    stop = await hook_admin.patch(
+        theirs, json={"include_costs": False, "url": "https://x.example/"}
+    )
+    assert stop.status_code == 200
+    assert (stop.json()["include_costs"], stop.json()["url"]) == (False, "https://x.example/")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://a..b/hook",
+        "http://" + "a" * 64 + ".example/hook",
+        "http://xn--zz.example/hook",
+        "http://exa mple.example/hook",
+        "http://93.184.216.34:99999/hook",
+        "http://93.184.216.34:0/hook",
+        "http://" + "a." * 130 + "example/",
+        "http://[::1/hook",
+        "http://%00.example/",
+    ],
+)
+async def test_malformed_hosts_are_422_not_500(client_as: Any, app: Any, url: str) -> None:
+    from tests.webhooks.conftest import FakeResolver
+
+    resolver = FakeResolver()  # fails the test if asked: these never reach name resolution
+    app.state.webhook_guard = TargetGuard(resolver=resolver)
+    admin = await client_as("admin")
+    created = await admin.post("/api/v1/webhooks", json={"url": url, "event_types": ["*"]})
+    assert created.status_code == 422, created.text
+    assert created.json()["code"] == "webhook_target_forbidden"
+    app.state.webhook_guard = TargetGuard(resolver=_resolve_anything, allow_private=True)
+    existing = await _create(admin)
+    app.state.webhook_guard = TargetGuard(resolver=resolver)
+    changed = await admin.patch(f"/api/v1/webhooks/{existing['id']}", json={"url": url})
+    assert changed.status_code == 422, changed.text
+    assert resolver.asked == []

@@ -68,6 +68,12 @@ class DashboardSummary(BaseModel):
     failed_logins_24h: int = Field(description="`auth.login_failed` events in the last 24 hours")
     low_stock_products: int = Field(description="products at or below their reorder point")
     open_transfers: int = Field(description="transfers still in transit")
+    open_purchase_orders: int = Field(
+        description="purchase orders `ordered` or `partially_received` (drafts are not open)"
+    )
+    open_sales_orders: int = Field(
+        description="sales orders `confirmed` or `partially_shipped` (drafts reserve nothing)"
+    )
 
 
 class ActivityBucket(BaseModel):

@@ -417,13 +417,20 @@ async def top_actors(
     ]
 
 
-StockCounter = Callable[[AsyncSession], Awaitable[int]]
+Counter = Callable[[AsyncSession], Awaitable[int]]
 
 
-def _stock_counters() -> tuple[StockCounter, StockCounter]:
+def _relational_counters() -> tuple[Counter, Counter, Counter, Counter]:
+    from stockroom.purchasing import service as purchasing_service
+    from stockroom.sales import service as sales_service
     from stockroom.stock import service as stock_service
 
-    return stock_service.count_low_stock_products, stock_service.count_open_transfers
+    return (
+        stock_service.count_low_stock_products,
+        stock_service.count_open_transfers,
+        purchasing_service.count_open_orders,
+        sales_service.count_open_orders,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -466,10 +473,12 @@ async def summary(
 ) -> DashboardSummary:
     """Headline numbers: today's events (UTC day), active users, failed logins, and the stock
     figures that only PostgreSQL knows."""
-    count_low_stock, count_open_transfers = _stock_counters()
+    count_low_stock, count_open_transfers, count_open_pos, count_open_sos = _relational_counters()
     # Each opens its own short transaction on the session.
     low_stock = await count_low_stock(session)
     open_transfers = await count_open_transfers(session)
+    open_purchase_orders = await count_open_pos(session)
+    open_sales_orders = await count_open_sos(session)
     figures = await event_figures(collection, now or utcnow())
     return DashboardSummary(
         events_today=figures.events_today,
@@ -478,4 +487,6 @@ async def summary(
         failed_logins_24h=figures.failed_logins_24h,
         low_stock_products=low_stock,
         open_transfers=open_transfers,
+        open_purchase_orders=open_purchase_orders,
+        open_sales_orders=open_sales_orders,
     )

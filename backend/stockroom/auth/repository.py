@@ -17,6 +17,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    inspect,
     literal_column,
     or_,
     select,
@@ -143,8 +144,14 @@ PRINCIPAL_QUERY = select(
 _USER_VIEW_QUERY = select(User, _role_names_of_user(), _permissions_of_user()).where(
     User.id == bindparam("user_id")
 )
+# The user's mapped attributes and their columns, so a row of plain columns makes a `User`.
+_USER_ATTRIBUTES = tuple((attr.key, attr.columns[0]) for attr in inspect(User).column_attrs)
 _PROFILE_QUERY = select(
-    User, _role_names_of_user(), _permissions_of_user(), _session_is_live(), _token_is_current()
+    *(column for _, column in _USER_ATTRIBUTES),
+    _role_names_of_user(),
+    _permissions_of_user(),
+    _session_is_live(),
+    _token_is_current(),
 ).where(User.id == bindparam("user_id"))
 
 
@@ -159,13 +166,30 @@ class TokenSession:
         return {"user_id": user_id, "session_id": self.session_id, "issued_at": self.issued_at}
 
 
-# The same query as driver SQL: every authenticated request runs it, and sending it on the
-# driver connection skips SQLAlchemy's per-statement work (and, before any other statement, the
-# BEGIN and COMMIT of a transaction of its own). asyncpg takes positional parameters: their
-# names in the compiled order.
-_PRINCIPAL_COMPILED = PRINCIPAL_QUERY.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
-_PRINCIPAL_SQL = str(_PRINCIPAL_COMPILED)
-_PRINCIPAL_PARAMS: tuple[str, ...] = tuple(_PRINCIPAL_COMPILED.positiontup or ())
+@dataclass(frozen=True, slots=True)
+class _DriverQuery:
+    """A statement compiled once for the asyncpg driver: its SQL and its parameters' names in
+    positional order. Every authenticated request runs one; sent on the driver connection it
+    skips SQLAlchemy's per-statement work and, before any other statement, the BEGIN and
+    COMMIT of a transaction of its own."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    @classmethod
+    def of(cls, statement: Any) -> _DriverQuery:
+        compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
+        return cls(str(compiled), tuple(compiled.positiontup or ()))
+
+    async def fetchrow(self, session: AsyncSession, params: dict[str, Any]) -> Any:
+        """One row, on the driver connection (`db.session.driver_connection`): inside the
+        session's transaction if SQLAlchemy started one, else as a statement of its own."""
+        connection = await driver_connection(session)
+        return await connection.fetchrow(self.sql, *(params[name] for name in self.names))
+
+
+_PRINCIPAL = _DriverQuery.of(PRINCIPAL_QUERY)
+_PROFILE = _DriverQuery.of(_PROFILE_QUERY)
 
 
 async def load_principal(
@@ -173,14 +197,8 @@ async def load_principal(
 ) -> Principal | None:
     """The user and their effective permissions, in one query: one round trip. None when the
     token's session has ended or the token predates the user's last password change or
-    reactivation.
-
-    Sent on the driver connection (`db.session.driver_connection`): inside the session's
-    transaction if SQLAlchemy started one, else as a statement of its own.
-    """
-    params = token.params(user_id)
-    connection = await driver_connection(session)
-    row = await connection.fetchrow(_PRINCIPAL_SQL, *(params[name] for name in _PRINCIPAL_PARAMS))
+    reactivation."""
+    row = await _PRINCIPAL.fetchrow(session, token.params(user_id))
     if row is None or not row[6] or not row[7]:
         return None
     return Principal(
@@ -196,11 +214,14 @@ async def load_principal(
 async def load_profile(
     session: AsyncSession, user_id: uuid.UUID, token: TokenSession
 ) -> UserView | None:
-    """`get_user_view` for the token's own user, with `load_principal`'s session checks."""
-    row = (await session.execute(_PROFILE_QUERY, token.params(user_id))).one_or_none()
-    if row is None or not row[3] or not row[4]:
+    """`get_user_view` for the token's own user, with `load_principal`'s session checks: one
+    round trip, like `load_principal`. The user is a detached `User` built from the row."""
+    row = await _PROFILE.fetchrow(session, token.params(user_id))
+    n = len(_USER_ATTRIBUTES)
+    if row is None or not row[n + 2] or not row[n + 3]:
         return None
-    return UserView(user=row[0], roles=list(row[1]), permissions=sorted(row[2]))
+    user = User(**{key: row[i] for i, (key, _) in enumerate(_USER_ATTRIBUTES)})
+    return UserView(user=user, roles=list(row[n]), permissions=sorted(row[n + 1]))
 
 
 # --- users -------------------------------------------------------------------------------------

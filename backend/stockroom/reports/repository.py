@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.reports.schemas import SalesGroupBy
+from stockroom.reports.schemas import PurchasesGroupBy, SalesGroupBy
 
 # Sales lines: sales and returns (returns count negative), and reversals of either (which carry
 # the reversed movement's unit price), all signed so that units = -signed_quantity.
@@ -79,6 +79,68 @@ async def sales_summary(
 ) -> list[Any]:
     result = await session.execute(
         _SALES_STATEMENTS[group_by], {"date_from": date_from, "date_to": date_to}
+    )
+    return list(result.all())
+
+
+# Purchases are receipts (of a purchase order or posted directly) and reversals of receipts, which
+# carry the reversed receipt's unit cost and count negative. A receipt's supplier is its purchase
+# order's; a direct receipt falls back to the product's current supplier.
+_PURCHASES_SUMMARY = """
+WITH lines AS (
+    SELECT m.product_id, m.warehouse_id, m.created_at,
+           coalesce(m.purchase_order_id, o.purchase_order_id) AS purchase_order_id,
+           m.signed_quantity AS units,
+           m.signed_quantity * m.unit_cost AS cost
+      FROM stock_movements m
+      LEFT JOIN stock_movements o ON o.id = m.reverses_id
+     WHERE (m.type = 'receipt' OR (m.reverses_id IS NOT NULL AND o.type = 'receipt'))
+       AND (CAST(:date_from AS timestamptz) IS NULL OR m.created_at >= :date_from)
+       AND (CAST(:date_to AS timestamptz) IS NULL OR m.created_at < :date_to)
+)
+SELECT {key} AS key, {label} AS label,
+       sum(s.units)::bigint AS units,
+       count(DISTINCT s.purchase_order_id) AS purchase_orders,
+       round(coalesce(sum(s.cost), 0), 2) AS cost
+  FROM lines s
+  JOIN products p ON p.id = s.product_id
+  LEFT JOIN purchase_orders po ON po.id = s.purchase_order_id
+  LEFT JOIN suppliers sup ON sup.id = coalesce(po.supplier_id, p.supplier_id)
+  LEFT JOIN warehouses w ON w.id = s.warehouse_id
+ GROUP BY 1, 2
+ ORDER BY {order}
+"""
+
+# Never ordered by cost: the order of the rows would tell a caller without costs:read what the
+# absent column hides.
+_PURCHASE_GROUPS: dict[PurchasesGroupBy, tuple[str, str, str]] = {
+    PurchasesGroupBy.SUPPLIER: (
+        "coalesce(sup.id::text, 'none')",
+        "coalesce(sup.name, 'No supplier')",
+        "units DESC, label, key",
+    ),
+    PurchasesGroupBy.PRODUCT: ("p.id::text", "p.name", "units DESC, label, key"),
+    PurchasesGroupBy.WAREHOUSE: ("w.id::text", "w.name", "units DESC, label, key"),
+    PurchasesGroupBy.DAY: (
+        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+        "key",
+    ),
+}
+_PURCHASE_STATEMENTS = {
+    group: text(_PURCHASES_SUMMARY.format(key=key, label=label, order=order))
+    for group, (key, label, order) in _PURCHASE_GROUPS.items()
+}
+
+
+async def purchases_summary(
+    session: AsyncSession,
+    group_by: PurchasesGroupBy,
+    date_from: datetime | None,
+    date_to: datetime | None,
+) -> list[Any]:
+    result = await session.execute(
+        _PURCHASE_STATEMENTS[group_by], {"date_from": date_from, "date_to": date_to}
     )
     return list(result.all())
 

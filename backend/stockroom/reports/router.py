@@ -16,7 +16,13 @@ from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.params import UtcDateTime
 from stockroom.reports import service
-from stockroom.reports.schemas import SalesGroupBy, SalesSummaryRow, StockValuation
+from stockroom.reports.schemas import (
+    PurchasesGroupBy,
+    PurchasesSummaryRow,
+    SalesGroupBy,
+    SalesSummaryRow,
+    StockValuation,
+)
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
@@ -54,6 +60,41 @@ async def sales_summary(
         with_costs=with_costs,
     )
     exclude = None if with_costs else {"cost", "margin"}
+    return JSONResponse([row.model_dump(mode="json", exclude=exclude) for row in rows])
+
+
+@router.get(
+    "/purchases-summary",
+    response_model=list[PurchasesSummaryRow],
+    status_code=200,
+    responses=problem_responses(401, 403, 422),
+    description=(
+        "Goods received over `[from, to)` (ISO 8601; UTC when no offset; either may be "
+        "omitted), grouped by supplier, product, warehouse or UTC day. Purchases are `receipt` "
+        "movements, those of purchase orders and those posted directly; a reversed receipt is "
+        "taken back on the day of its reversal. A receipt's supplier is its purchase order's, "
+        "else the product's supplier (`none` when it has none). `cost` (units x the unit_cost "
+        "recorded on each receipt) appears only for callers with costs:read. Rows are ordered "
+        "by units (most first), or by day."
+    ),
+)
+async def purchases_summary(
+    session: Session,
+    principal: Annotated[Principal, Depends(require(Perm.REPORTS_READ))],
+    date_from: Annotated[UtcDateTime | None, Query(alias="from")] = None,
+    date_to: Annotated[UtcDateTime | None, Query(alias="to")] = None,
+    group_by: Annotated[PurchasesGroupBy, Query()] = PurchasesGroupBy.DAY,
+) -> JSONResponse:
+    """Purchases summary: units received (cost with costs:read) per group."""
+    with_costs = principal.can(Perm.COSTS_READ)
+    rows = await service.purchases_summary(
+        session,
+        group_by=group_by,
+        date_from=date_from,
+        date_to=date_to,
+        with_costs=with_costs,
+    )
+    exclude = None if with_costs else {"cost"}
     return JSONResponse([row.model_dump(mode="json", exclude=exclude) for row in rows])
 
 

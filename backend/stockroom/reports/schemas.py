@@ -39,6 +39,26 @@ class SalesSummaryRow(BaseModel):
     )
 
 
+class PurchasesGroupBy(StrEnum):
+    SUPPLIER = "supplier"
+    PRODUCT = "product"
+    WAREHOUSE = "warehouse"
+    DAY = "day"
+
+
+class PurchasesSummaryRow(BaseModel):
+    key: str = Field(
+        description="the group: a supplier, product or warehouse id ('none' for receipts with "
+        "no supplier), or a UTC day YYYY-MM-DD"
+    )
+    label: str = Field(description="supplier name, product name, warehouse name, or the day")
+    units: int = Field(description="units received, net of reversed receipts")
+    purchase_orders: int = Field(description="distinct purchase orders these receipts belong to")
+    cost: MoneyStr | None = Field(
+        default=None, description="only with costs:read: sum of units x the receipt's unit_cost"
+    )
+
+
 class ValuationRow(BaseModel):
     category_id: uuid.UUID | None
     category: str = Field(description="category name; 'Uncategorized' for products without one")

@@ -12,11 +12,18 @@ from stockroom.db.session import transaction
 from stockroom.http.errors import NotFound, ValidationFailed
 from stockroom.reports import repository
 from stockroom.reports.schemas import (
+    PurchasesGroupBy,
+    PurchasesSummaryRow,
     SalesGroupBy,
     SalesSummaryRow,
     StockValuation,
     ValuationRow,
 )
+
+
+def _check_window(date_from: datetime | None, date_to: datetime | None) -> None:
+    if date_from is not None and date_to is not None and date_from >= date_to:
+        raise ValidationFailed.at(["query", "to"], "`to` must be after `from`")
 
 
 async def sales_summary(
@@ -28,8 +35,7 @@ async def sales_summary(
     with_costs: bool,
 ) -> list[SalesSummaryRow]:
     """Units and revenue (and, with costs, cost and margin) per group over [from, to)."""
-    if date_from is not None and date_to is not None and date_from >= date_to:
-        raise ValidationFailed.at(["query", "to"], "`to` must be after `from`")
+    _check_window(date_from, date_to)
     async with transaction(session):
         rows = await repository.sales_summary(session, group_by, date_from, date_to)
     return [
@@ -40,6 +46,30 @@ async def sales_summary(
             revenue=r.revenue,
             cost=r.cost if with_costs else None,
             margin=r.margin if with_costs else None,
+        )
+        for r in rows
+    ]
+
+
+async def purchases_summary(
+    session: AsyncSession,
+    *,
+    group_by: PurchasesGroupBy,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    with_costs: bool,
+) -> list[PurchasesSummaryRow]:
+    """Units received (and, with costs, their cost) per group over [from, to)."""
+    _check_window(date_from, date_to)
+    async with transaction(session):
+        rows = await repository.purchases_summary(session, group_by, date_from, date_to)
+    return [
+        PurchasesSummaryRow(
+            key=r.key,
+            label=r.label,
+            units=r.units,
+            purchase_orders=r.purchase_orders,
+            cost=r.cost if with_costs else None,
         )
         for r in rows
     ]

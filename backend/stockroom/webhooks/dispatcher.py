@@ -257,7 +257,11 @@ class Dispatcher:
             return False
 
     async def _attempt_in_background(self, delivery: ClaimedDelivery, lease_id: uuid.UUID) -> None:
-        self._finished.append(await self.attempt(delivery, lease_id))
+        record = await self.attempt(delivery, lease_id)
+        # Appended after the await, to the list as it is now: `self._finished.append(await ...)`
+        # would bind the list of before the attempt, which a tick may have taken meanwhile, and
+        # the outcome would be lost (the delivery attempted again when its lease ended).
+        self._finished.append(record)
         self._progress.set()
 
     def _take_finished(self) -> list[AttemptRecord]:

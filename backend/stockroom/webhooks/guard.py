@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ METADATA_ADDRESSES = frozenset(
     for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+RESOLVE_TIMEOUT_S = 5.0
 
 
 class TargetRefused(Exception):
@@ -79,6 +81,16 @@ def address_refusal(address: Address) -> str | None:
     return None
 
 
+_LABEL = re.compile(rb"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def _valid_host_name(raw_host: bytes) -> bool:
+    """A DNS name the resolver can take (RFC 1035 lengths; `_` allowed as DNS allows it): the
+    system resolver raises UnicodeError, not a resolution error, for an empty or long label."""
+    name = raw_host.removesuffix(b".")
+    return 0 < len(name) <= 253 and all(_LABEL.match(label) for label in name.split(b"."))
+
+
 def _literal(host: str) -> Address | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
@@ -93,9 +105,16 @@ async def system_resolver(host: str, port: int) -> list[Address]:
         return [literal]
     loop = asyncio.get_running_loop()
     try:
-        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        # Bounded: a create request must not hang on a slow name server (a delivery attempt is
+        # bounded by its own timeout as well).
+        async with asyncio.timeout(RESOLVE_TIMEOUT_S):
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise TargetRefused(f"the host name does not resolve ({exc.strerror})") from None
+    except TimeoutError:
+        raise TargetRefused("the host name did not resolve in time") from None
+    except UnicodeError:
+        raise TargetRefused("not a valid host name") from None
     addresses: list[Address] = []
     for _family, _type, _proto, _name, sockaddr in infos:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
@@ -115,13 +134,19 @@ class TargetGuard:
         credentials."""
         try:
             parsed = httpx.URL(url)
-        except (httpx.InvalidURL, ValueError):
+            host = parsed.host  # decodes IDNA: a malformed A-label (`xn--zz`) raises here
+            port = parsed.port
+        except (httpx.InvalidURL, ValueError):  # IDNA errors are UnicodeError, a ValueError
             raise TargetRefused("not a valid URL") from None
         allowed = ("https",) if self.require_https else ("http", "https")
         if parsed.scheme not in allowed:
             raise TargetRefused(f"the scheme must be {' or '.join(allowed)}")
-        if not parsed.host:
+        if not host:
             raise TargetRefused("the URL has no host")
+        if _literal(host) is None and not _valid_host_name(parsed.raw_host):
+            raise TargetRefused("not a valid host name")
+        if port is not None and not 1 <= port <= 65535:
+            raise TargetRefused("the port must be between 1 and 65535")
         if parsed.userinfo:
             raise TargetRefused("credentials in the URL are not allowed")
         return parsed

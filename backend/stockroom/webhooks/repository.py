@@ -68,13 +68,17 @@ async def list_deliveries(
 
 
 async def get_delivery(
-    session: AsyncSession, endpoint_id: uuid.UUID, delivery_id: uuid.UUID
+    session: AsyncSession,
+    endpoint_id: uuid.UUID,
+    delivery_id: uuid.UUID,
+    *,
+    for_update: bool = False,
 ) -> WebhookDelivery | None:
-    statement = (
-        select(WebhookDelivery)
-        .where(WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id)
-        .with_for_update()
+    statement = select(WebhookDelivery).where(
+        WebhookDelivery.id == delivery_id, WebhookDelivery.endpoint_id == endpoint_id
     )
+    if for_update:
+        statement = statement.with_for_update()
     return (await session.execute(statement)).scalar_one_or_none()
 
 

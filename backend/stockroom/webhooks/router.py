@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
-from stockroom.auth.deps import WriteContext, require
+from stockroom.auth.deps import WriteContext, ensure_permissions, require
 from stockroom.auth.permissions import Perm
 from stockroom.auth.repository import Principal
 from stockroom.db.session import Session
@@ -42,6 +42,29 @@ async def _guard(request: Request) -> TargetGuard:
 Guard = Annotated[TargetGuard, Depends(_guard)]
 
 
+def _no_store(response: Response) -> None:
+    """A response carrying a secret must not stay in any cache (browser, proxy)."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+async def _ensure_may_send_costs(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    data: WebhookCreate | WebhookUpdate,
+    endpoint_id: uuid.UUID | None = None,
+) -> None:
+    """Costs go only where a caller who may see them sends them: turning `include_costs` on, or
+    pointing an endpoint that includes costs at another URL, needs costs:read (403)."""
+    if principal.can(Perm.COSTS_READ):
+        return
+    if data.include_costs:
+        await ensure_permissions(request, session, principal, Perm.COSTS_READ)
+    elif endpoint_id is not None and data.url is not None and data.include_costs is None:
+        if (await service.get_endpoint(session, endpoint_id)).include_costs:
+            await ensure_permissions(request, session, principal, Perm.COSTS_READ)
+
+
 def _read(endpoint: WebhookEndpoint, response: Response) -> WebhookRead:
     set_etag(response, endpoint.version)
     return WebhookRead.model_validate(endpoint)
@@ -55,14 +78,18 @@ def _read(endpoint: WebhookEndpoint, response: Response) -> WebhookRead:
 )
 async def create_webhook(
     data: WebhookCreate,
+    request: Request,
     session: Session,
     ctx: WriteContext,
     guard: Guard,
-    _: Manager,
+    principal: Manager,
     response: Response,
 ) -> WebhookCreated:
     """Subscribe a URL to activity events; the response holds the signing secret, shown only
-    this once. A URL that resolves to a non-public address is 422."""
+    this once (`Cache-Control: no-store`). A URL that resolves to a non-public address is 422;
+    `include_costs: true` needs costs:read as well."""
+    await _ensure_may_send_costs(request, session, principal, data)
+    _no_store(response)
     endpoint, secret = await service.create_endpoint(session, data, guard, ctx)
     response.headers["Location"] = f"/api/v1/webhooks/{endpoint.id}"
     set_etag(response, endpoint.version)
@@ -101,15 +128,18 @@ async def get_webhook(
 async def update_webhook(
     endpoint_id: uuid.UUID,
     data: WebhookUpdate,
+    request: Request,
     session: Session,
     ctx: WriteContext,
     guard: Guard,
-    _: Manager,
+    principal: Manager,
     response: Response,
     if_match: IfMatch = None,
 ) -> WebhookRead:
     """Change an endpoint. `is_active: false` fails its pending deliveries; `true` re-enables
-    an endpoint that was disabled automatically."""
+    an endpoint that was disabled automatically. Turning `include_costs` on, or changing the
+    URL of an endpoint that includes costs, needs costs:read as well."""
+    await _ensure_may_send_costs(request, session, principal, data, endpoint_id)
     endpoint = await service.update_endpoint(session, endpoint_id, data, if_match, guard, ctx)
     return _read(endpoint, response)
 
@@ -138,10 +168,11 @@ async def delete_webhook(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def rotate_webhook_secret(
-    endpoint_id: uuid.UUID, session: Session, ctx: WriteContext, _: Manager
+    endpoint_id: uuid.UUID, session: Session, ctx: WriteContext, _: Manager, response: Response
 ) -> WebhookSecret:
-    """Replace the signing secret (shown only in this response); for 24 h deliveries carry a
-    signature with the old secret too."""
+    """Replace the signing secret (shown only in this response, `Cache-Control: no-store`); for
+    24 h deliveries carry a signature with the old secret too."""
+    _no_store(response)
     secret, expires = await service.rotate_secret(session, endpoint_id, ctx)
     return WebhookSecret(secret=secret, previous_secret_expires_at=expires)
 

@@ -44,7 +44,9 @@ class WebhookCreate(BaseModel):
     description: str | None = Field(default=None, max_length=500)
     is_active: bool = True
     include_costs: bool = Field(
-        default=False, description="send cost fields (cost_price, unit_cost, margin) in bodies"
+        default=False,
+        description="send cost fields (cost_price, unit_cost, margin) in bodies; setting it "
+        "needs costs:read",
     )
 
     _patterns = field_validator("event_types")(_check_patterns)

@@ -234,7 +234,7 @@ async def retry_delivery(
     """Queue a failed delivery again, due now, with the retry schedule started over."""
     async with transaction(session):
         endpoint = await _endpoint_or_404(session, endpoint_id)
-        delivery = await repository.get_delivery(session, endpoint_id, delivery_id)
+        delivery = await repository.get_delivery(session, endpoint_id, delivery_id, for_update=True)
         if delivery is None:
             raise DeliveryNotFound()
         if delivery.status != "failed":

@@ -1,0 +1,82 @@
+"""Database round trips per request, counted on the wire (a proxy between the app and
+PostgreSQL): a posting is one round trip for the ledger work plus one for the caller's
+principal; reads of the caller are one."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+
+from tests.stock.live import live_app
+from tests.support.wire import RoundTripCounter, round_trip_counter
+
+MOVEMENTS = "/api/v1/stock-movements"
+REPEAT = 5
+
+
+async def per_request(
+    counter: RoundTripCounter, send: Callable[[int], Awaitable[httpx.Response]], status: int
+) -> float:
+    """Round trips of one request, over REPEAT requests after a warm-up (the first uses of a
+    pooled connection prepare their statements: extra round trips that a busy server pays
+    once per connection, not per request)."""
+    for i in range(3):
+        assert (await send(i)).status_code == status
+    counter.reset()
+    for i in range(REPEAT):
+        response = await send(100 + i)
+        assert response.status_code == status, response.text
+    return counter.round_trips / REPEAT
+
+
+async def test_round_trips_of_a_movement_a_keyed_movement_and_users_me(
+    fresh_database: str,
+) -> None:
+    async with round_trip_counter(fresh_database) as counter:
+        # One pooled connection: every request reuses its prepared statements.
+        async with live_app(
+            counter.url_for(fresh_database), database_pool_size=1, database_max_overflow=0
+        ) as live:
+            product, (warehouse,) = await live.product_in(100)
+            client = await live.client("staff")
+            body: dict[str, Any] = {
+                "product_id": str(product.id),
+                "warehouse_id": str(warehouse.id),
+                "type": "receipt",
+                "quantity": 1,
+            }
+
+            async def post(_: int) -> httpx.Response:
+                return await client.post(MOVEMENTS, json=body)
+
+            async def post_keyed(_: int) -> httpx.Response:
+                return await client.post(
+                    MOVEMENTS, json=body, headers={"Idempotency-Key": uuid.uuid4().hex}
+                )
+
+            async def me(_: int) -> httpx.Response:
+                return await client.get("/api/v1/users/me")
+
+            # The principal (with its session checks), then one stock_post call that is its own
+            # transaction: no BEGIN, no COMMIT.
+            assert await per_request(counter, post, 201) == 2
+            # The key adds its advisory lock, its lookup (a statement after the lock: in one
+            # statement the lookup's snapshot could predate the holder's commit) and its save,
+            # and the posting then runs in a transaction: BEGIN and COMMIT. Issue 14 asks for
+            # 3; docs/benchmarks.md says what a fourth design would take.
+            assert await per_request(counter, post_keyed, 201) == KEYED_MOVEMENT_ROUND_TRIPS
+            # The profile and the same session checks in one query, on the driver connection.
+            assert await per_request(counter, me, 200) == 1
+            await client.aclose()
+            on_hand = await live.scalar(
+                "SELECT on_hand FROM stock_levels WHERE product_id = :p AND warehouse_id = :w",
+                p=product.id,
+                w=warehouse.id,
+            )
+            assert on_hand == 100 + 2 * (3 + REPEAT)
+
+
+KEYED_MOVEMENT_ROUND_TRIPS = 7
