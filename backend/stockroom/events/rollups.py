@@ -263,7 +263,7 @@ class Tally:
             },
             actors={
                 row["actor_id"]: ActorTally(
-                    int(row["events"]), row.get("email"), at(row["last_at"])
+                    int(row.get("events", 0)), row.get("email"), at(row.get("last_at"))
                 )
                 for row in document.get("actors", [])
             },

@@ -260,8 +260,6 @@ def _aware_copy(value: Any) -> Any:
 def _copier(collection: Any, projection: Any) -> Callable[[Any], Any]:
     """The copy mongomock makes of a stored document under `projection` (dates made aware):
     in one pass for no projection or an inclusion of top-level fields, else mongomock's."""
-    from mongomock import helpers
-
     if projection is None or (isinstance(projection, dict) and not projection):
         return _aware_copy
     included = dict(projection) if isinstance(projection, dict) else None
@@ -282,6 +280,39 @@ def _copier(collection: Any, projection: Any) -> Callable[[Any], Any]:
             return copied
 
         return project
+    if (
+        included
+        and keep_id in (0, 1)
+        and all(value == 1 for value in included.values())
+        and "$" not in "".join(included)
+    ):
+        return _nested_copier(included, keep_id) or _fallback(collection, projection)
+    return _fallback(collection, projection)
+
+
+def _nested_copier(included: dict[str, Any], keep_id: Any) -> Callable[[Any], Any] | None:
+    """mongomock's copy under an inclusion of dotted fields (`actor.id`), with the projection
+    prepared once instead of for every document; None when mongomock refuses it."""
+    from mongomock import collection
+
+    try:
+        combined = collection._combine_projection_spec(included)  # type: ignore[no-untyped-call]
+    except Exception:
+        return None
+    project_by_spec: Any = collection._project_by_spec
+
+    def project(document: Any) -> Any:
+        copied = project_by_spec(document, combined, is_include=True, container=dict)
+        if keep_id and "_id" in document:
+            copied["_id"] = document["_id"]
+        return _aware_copy(copied)
+
+    return project
+
+
+def _fallback(collection: Any, projection: Any) -> Callable[[Any], Any]:
+    from mongomock import helpers
+
     make_aware: Any = helpers.make_datetime_timezone_aware_in_document
 
     def fallback(document: Any) -> Any:
