@@ -19,6 +19,8 @@ ROOT = Path(__file__).resolve().parents[1]
 ADMIN_EMAIL = "bench-admin@example.com"
 ADMIN_PASSWORD = "bench-admin-password-0123"
 SECRET_KEY = "bench-secret-key-0123456789abcdef0123456789abcdef"
+# A first start creates and migrates the embedded database: a minute or more on a busy machine.
+READY_TIMEOUT_S = 180
 
 
 def free_port() -> int:
@@ -45,6 +47,13 @@ def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
 @contextmanager
 def serve(data_dir: Path | None = None, **env: str) -> Iterator[tuple[str, Path]]:
     """Start `stockroom serve` and yield (base URL, data dir); stop it afterwards."""
+    with serve_process(data_dir, **env) as (base, data_dir, _pid):
+        yield base, data_dir
+
+
+@contextmanager
+def serve_process(data_dir: Path | None = None, **env: str) -> Iterator[tuple[str, Path, int]]:
+    """`serve`, also yielding the server's process id (for `CpuMeter`)."""
     owned = data_dir is None
     data_dir = data_dir or Path(tempfile.mkdtemp(prefix="stockroom-bench-")) / "data"
     port = free_port()
@@ -57,7 +66,7 @@ def serve(data_dir: Path | None = None, **env: str) -> Iterator[tuple[str, Path]
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if process.poll() is not None:
                 raise RuntimeError(f"server exited; see {log.name}")
@@ -67,9 +76,9 @@ def serve(data_dir: Path | None = None, **env: str) -> Iterator[tuple[str, Path]
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in 60 s; see {log.name}")
+                raise RuntimeError(f"server not ready in {READY_TIMEOUT_S} s; see {log.name}")
             time.sleep(0.2)
-        yield base, data_dir
+        yield base, data_dir, process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         try:

@@ -25,6 +25,7 @@ from stockroom.http.metrics import CONTENT_TYPE_LATEST, check_metrics_access, ge
 from stockroom.http.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from stockroom.http.openapi import install_openapi
 from stockroom.logs import configure_logging
+from stockroom.purchasing.router import reorder_router
 from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
 from stockroom.sales.router import router as sales_router
@@ -83,6 +84,7 @@ def create_app(
         catalog_router,
         stock_router,
         purchasing_router,
+        reorder_router,
         sales_router,
         reports_router,
         activity_router,

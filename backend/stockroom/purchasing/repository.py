@@ -159,3 +159,58 @@ async def count_open(session: AsyncSession) -> int:
         )
     )
     return int(value or 0)
+
+
+# --- reorder suggestions ---------------------------------------------------------------------
+
+# A level is short when what it will have (on hand, less what is promised to customers, plus what
+# is on its way) is at or below the product's reorder point. Only levels that exist count: a
+# warehouse that never kept, reserved or ordered a product does not stock it. A suggestion of
+# nothing (reorder_quantity 0, exactly at the point) is no suggestion.
+_SUGGESTIONS = """
+SELECT l.product_id, p.sku, p.name AS product_name, l.warehouse_id, w.code AS warehouse_code,
+       p.supplier_id, l.on_hand, l.reserved, l.on_order, p.reorder_point, p.reorder_quantity,
+       p.reorder_point + p.reorder_quantity - (l.on_hand - l.reserved + l.on_order)
+           AS suggested_quantity
+  FROM stock_levels l
+  JOIN products p ON p.id = l.product_id
+  JOIN warehouses w ON w.id = l.warehouse_id
+ WHERE p.is_active AND w.is_active
+   AND l.on_hand - l.reserved + l.on_order <= p.reorder_point
+   AND l.on_hand - l.reserved + l.on_order < p.reorder_point + p.reorder_quantity
+   AND (CAST(:warehouse_id AS uuid) IS NULL OR l.warehouse_id = :warehouse_id)
+   AND (CAST(:supplier_id AS uuid) IS NULL OR p.supplier_id = :supplier_id)
+"""
+_SUGGESTION_PAGE = text(_SUGGESTIONS + " ORDER BY p.sku, w.code LIMIT :limit OFFSET :offset")
+_SUGGESTION_COUNT = text(f"SELECT count(*) FROM ({_SUGGESTIONS}) s")
+# Grouped as the purchase orders they become, each order's lines by sku.
+_SUGGESTIONS_BY_SUPPLIER = text(
+    _SUGGESTIONS + " ORDER BY p.supplier_id NULLS LAST, w.code, l.warehouse_id, p.sku"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SuggestionFilter:
+    warehouse_id: uuid.UUID | None = None
+    supplier_id: uuid.UUID | None = None
+
+
+def _suggestion_params(f: SuggestionFilter) -> dict[str, Any]:
+    return {"warehouse_id": f.warehouse_id, "supplier_id": f.supplier_id}
+
+
+async def reorder_suggestions(
+    session: AsyncSession, f: SuggestionFilter, page: PageParams
+) -> tuple[list[Any], int]:
+    params = _suggestion_params(f)
+    total = await session.scalar(_SUGGESTION_COUNT, params)
+    rows = await session.execute(
+        _SUGGESTION_PAGE, {**params, "limit": page.limit, "offset": page.offset}
+    )
+    return list(rows.all()), int(total or 0)
+
+
+async def all_reorder_suggestions(session: AsyncSession, f: SuggestionFilter) -> list[Any]:
+    """Every current suggestion, grouped by supplier and warehouse (products without a supplier
+    last)."""
+    return list((await session.execute(_SUGGESTIONS_BY_SUPPLIER, _suggestion_params(f))).all())

@@ -19,19 +19,23 @@ from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
 from stockroom.idempotency import StoredResponse
-from stockroom.purchasing import service
+from stockroom.purchasing import reorder, service
 from stockroom.purchasing.models import PurchaseOrderStatus
-from stockroom.purchasing.repository import SORTS, OrderFilter
+from stockroom.purchasing.repository import SORTS, OrderFilter, SuggestionFilter
 from stockroom.purchasing.schemas import (
     PurchaseOrderCreate,
     PurchaseOrderLineIn,
     PurchaseOrderRead,
     PurchaseOrderUpdate,
     ReceiveRequest,
+    ReorderRequest,
+    ReorderResult,
+    ReorderSuggestion,
     without_costs,
 )
 
 router = APIRouter(prefix="/purchase-orders", tags=["purchasing"])
+reorder_router = APIRouter(prefix="/reorder-suggestions", tags=["purchasing"])
 
 Reader = Annotated[Principal, Depends(require(Perm.PURCHASING_READ))]
 Writer = Annotated[Principal, Depends(require(Perm.PURCHASING_WRITE))]
@@ -45,7 +49,7 @@ _ACTION_ERRORS = problem_responses(401, 403, 404, 409, 422)
 
 
 def respond(
-    result: PurchaseOrderRead | StoredResponse | Page[PurchaseOrderRead],
+    result: PurchaseOrderRead | StoredResponse | Page[PurchaseOrderRead] | ReorderResult,
     principal: Principal,
     *,
     status: int = 200,
@@ -231,6 +235,52 @@ async def cancel_purchase_order(
     return respond(await service.cancel_order(session, order_id, ctx, key), principal)
 
 
-for _route in router.routes:
+@reorder_router.get(
+    "",
+    response_model=Page[ReorderSuggestion],
+    responses=problem_responses(401, 403, 422),
+    description="One row per active product and active warehouse where it has a stock level "
+    "and `on_hand - reserved + on_order` is at or below the product's `reorder_point`; "
+    "`suggested_quantity` brings it to `reorder_point + reorder_quantity` (rows that would "
+    "suggest nothing are left out). Ordered by sku and warehouse code. Draft purchase orders "
+    "are not on order: submit them and the suggestion shrinks.",
+)
+async def list_reorder_suggestions(
+    session: Session,
+    _: Reader,
+    page: Pagination,
+    warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
+    supplier_id: Annotated[uuid.UUID | None, Query(description="the product's supplier")] = None,
+) -> Page[ReorderSuggestion]:
+    """List reorder suggestions."""
+    filters = SuggestionFilter(warehouse_id=warehouse_id, supplier_id=supplier_id)
+    return await reorder.list_suggestions(session, filters, page)
+
+
+@reorder_router.post(
+    "/purchase-orders",
+    status_code=201,
+    response_model=ReorderResult,
+    responses=problem_responses(401, 403, 409, 422),
+    description="Turns the current suggestions (optionally of one warehouse and/or supplier) "
+    "into draft purchase orders, in one transaction: one per supplier and warehouse, each line "
+    "the suggested quantity at the product's cost price (an order holds at most 500 lines; "
+    "more make several orders). Suggestions for products without a supplier are listed in "
+    "`skipped`. The drafts do not count as on order until submitted, so calling this twice "
+    "makes two sets." + _IDEMPOTENT + _COSTS,
+)
+async def order_reorder_suggestions(
+    session: Session,
+    principal: Writer,
+    ctx: WriteContext,
+    key: IdempotencyKeyHeader,
+    data: ReorderRequest | None = None,
+) -> JSONResponse:
+    """Create draft purchase orders from reorder suggestions."""
+    result = await reorder.order_suggestions(session, data or ReorderRequest(), ctx, key)
+    return respond(result, principal, status=201)
+
+
+for _route in (*router.routes, *reorder_router.routes):
     if isinstance(_route, APIRoute) and _route.summary is None and _route.endpoint.__doc__:
         _route.summary = _route.endpoint.__doc__.strip().splitlines()[0].rstrip(".")

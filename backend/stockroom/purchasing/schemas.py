@@ -125,13 +125,46 @@ def total_cost(lines: list[PurchaseOrderLineRead]) -> Decimal:
 
 
 def without_costs(body: Any) -> Any:
-    """An order's JSON body (or a page of them) without its cost fields."""
+    """An order's JSON body (a page of them, or the orders made from reorder suggestions)
+    without its cost fields."""
     if isinstance(body, dict):
-        if "items" in body:
-            return {**body, "items": [without_costs(item) for item in body["items"]]}
+        for many in ("items", "purchase_orders"):
+            if many in body:
+                return {**body, many: [without_costs(item) for item in body[many]]}
         body = {k: v for k, v in body.items() if k != "total_cost"}
         if isinstance(body.get("lines"), list):
             body["lines"] = [
                 {k: v for k, v in line.items() if k != "unit_cost"} for line in body["lines"]
             ]
     return body
+
+
+class ReorderSuggestion(_Out):
+    product_id: uuid.UUID
+    sku: str
+    product_name: str
+    warehouse_id: uuid.UUID
+    warehouse_code: str
+    supplier_id: uuid.UUID | None = Field(description="the product's supplier; null when none")
+    on_hand: int
+    reserved: int
+    on_order: int
+    reorder_point: int
+    reorder_quantity: int
+    suggested_quantity: int = Field(
+        description="brings on_hand - reserved + on_order to reorder_point + reorder_quantity"
+    )
+
+
+class ReorderRequest(_In):
+    warehouse_id: uuid.UUID | None = Field(default=None, description="only this warehouse")
+    supplier_id: uuid.UUID | None = Field(default=None, description="only this supplier")
+
+
+class ReorderResult(_Out):
+    purchase_orders: list[PurchaseOrderRead] = Field(
+        description="the draft orders created: one per supplier and warehouse"
+    )
+    skipped: list[ReorderSuggestion] = Field(
+        description="suggestions for products without a supplier: no order was made for them"
+    )

@@ -147,33 +147,40 @@ async def create_order(
 ) -> PurchaseOrderRead:
     """Create a draft purchase order with its lines."""
     async with transaction(session):
-        lines = await _checked_lines(session, data.supplier_id, data.warehouse_id, data.lines)
-        now = utcnow()
-        order = repository.add_order(
-            session,
-            id=uuid7(),
-            number=await next_number(session, "PO", PURCHASE_ORDER_NUMBERS),
-            status=Status.DRAFT.value,
-            supplier_id=data.supplier_id,
-            warehouse_id=data.warehouse_id,
-            expected_at=data.expected_at,
-            reference=data.reference,
-            note=data.note,
-            created_by=_actor_id(ctx),
-            created_at=now,
-            updated_at=now,
-        )
-        await session.flush()
-        await repository.insert_lines(session, order.id, lines)
-        stored = await _lines(session, order)
-        events.record(
-            session,
-            "purchase_order.created",
-            ctx,
-            entity=("purchase_order", order.id),
-            data=_event_data(order, stored),
-        )
-        return _read(order, stored)
+        return await create_draft(session, data, ctx)
+
+
+async def create_draft(
+    session: AsyncSession, data: PurchaseOrderCreate, ctx: Context
+) -> PurchaseOrderRead:
+    """Create a draft purchase order inside the caller's transaction."""
+    lines = await _checked_lines(session, data.supplier_id, data.warehouse_id, data.lines)
+    now = utcnow()
+    order = repository.add_order(
+        session,
+        id=uuid7(),
+        number=await next_number(session, "PO", PURCHASE_ORDER_NUMBERS),
+        status=Status.DRAFT.value,
+        supplier_id=data.supplier_id,
+        warehouse_id=data.warehouse_id,
+        expected_at=data.expected_at,
+        reference=data.reference,
+        note=data.note,
+        created_by=_actor_id(ctx),
+        created_at=now,
+        updated_at=now,
+    )
+    await session.flush()
+    await repository.insert_lines(session, order.id, lines)
+    stored = await _lines(session, order)
+    events.record(
+        session,
+        "purchase_order.created",
+        ctx,
+        entity=("purchase_order", order.id),
+        data=_event_data(order, stored),
+    )
+    return _read(order, stored)
 
 
 async def get_order(session: AsyncSession, order_id: uuid.UUID) -> PurchaseOrderRead:

@@ -10,7 +10,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
@@ -41,6 +41,7 @@ from stockroom.stock.schemas import (
 from stockroom.types import SafeText
 
 router = APIRouter()
+JSON = "application/json"
 
 StockReader = Annotated[Principal, Depends(require(Perm.STOCK_READ))]
 StockWriter = Annotated[Principal, Depends(require(Perm.STOCK_WRITE))]
@@ -71,23 +72,27 @@ def _respond(
     principal: Principal,
     collection_path: str | None = None,
     has_costs: bool = False,
-) -> JSONResponse:
+) -> Response:
     """The JSON response of a write: fresh or replayed, costs hidden unless costs:read.
 
-    A 201 gets `Location: {collection_path}/{id}`.
+    A 201 gets `Location: {collection_path}/{id}`. A fresh result is serialized once, by
+    pydantic's compiled serializer straight to bytes (no dict, then json.dumps).
     """
-    if isinstance(result, StoredResponse):
-        body, status = result.body, result.status
-    else:
-        body = result.model_dump(mode="json")
-    if has_costs and _hide_costs(principal):
+    hide = has_costs and _hide_costs(principal)
+    if not isinstance(result, StoredResponse):
+        headers: dict[str, str] = {}
+        result_id = getattr(result, "id", None)
+        if status == 201 and collection_path and result_id is not None:
+            headers["Location"] = f"{collection_path}/{result_id}"
+        content = result.model_dump_json(exclude={"unit_cost"} if hide else None)
+        return Response(content, status_code=status, headers=headers, media_type=JSON)
+    body, status = result.body, result.status
+    if hide:
         body = _strip_cost(body)
-    headers: dict[str, str] = {}
+    headers = {}
     if status == 201 and collection_path and isinstance(body, dict) and "id" in body:
         headers["Location"] = f"{collection_path}/{body['id']}"
-    if isinstance(result, StoredResponse):
-        return replay_response(StoredResponse(status, body), headers)
-    return JSONResponse(body, status_code=status, headers=headers)
+    return replay_response(StoredResponse(status, body), headers)
 
 
 def _collection_of(request: Request, depth: int = 0) -> str:
@@ -152,7 +157,7 @@ async def post_stock_movement(
     principal: StockWriter,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Post a stock movement to the ledger."""
     if data.type in ADJUST_MOVEMENT_TYPES:
         await ensure_permissions(request, session, principal, Perm.STOCK_ADJUST)
@@ -178,7 +183,7 @@ async def post_stock_movement(
 )
 async def list_stock_movements(
     session: Session, principal: StockReader, filters: Filters, page: Pagination
-) -> JSONResponse:
+) -> Response:
     """List ledger movements."""
     result = await service.list_movements(session, filters, page)
     return _movement_list_response(result, principal)
@@ -193,7 +198,7 @@ async def list_stock_movements(
 )
 async def get_stock_movement(
     movement_id: uuid.UUID, session: Session, principal: StockReader
-) -> JSONResponse:
+) -> Response:
     """Get one ledger movement."""
     movement = await service.get_movement(session, movement_id)
     body = movement.model_dump(mode="json")
@@ -219,7 +224,7 @@ async def reverse_stock_movement(
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
     data: Annotated[ReverseRequest | None, Body()] = None,
-) -> JSONResponse:
+) -> Response:
     """Reverse a movement with a compensating movement."""
     result = await service.reverse_movement(
         session, movement_id, data.note if data else None, ctx, key
@@ -298,7 +303,7 @@ async def product_stock_history(
     type: Annotated[MovementType | None, Query()] = None,
     created_from: Annotated[UtcDateTime | None, Query()] = None,
     created_to: Annotated[UtcDateTime | None, Query()] = None,
-) -> JSONResponse:
+) -> Response:
     """A product's stock movements."""
     filters = MovementFilter(
         product_id=product_id,
@@ -330,7 +335,7 @@ async def create_stock_transfer(
     principal: StockWriter,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Start a transfer between warehouses."""
     result = await service.create_transfer(session, data, ctx, key)
     return _respond(
@@ -392,7 +397,7 @@ async def complete_stock_transfer(
     principal: StockWriter,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Complete a transfer."""
     result = await service.complete_transfer(session, transfer_id, ctx, key)
     return _respond(result, status=200, principal=principal)
@@ -413,7 +418,7 @@ async def cancel_stock_transfer(
     principal: StockWriter,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Cancel a transfer."""
     result = await service.cancel_transfer(session, transfer_id, ctx, key)
     return _respond(result, status=200, principal=principal)
@@ -443,7 +448,7 @@ async def record_stock_count(
     ctx: WriteContext,
     settings: AppSettings,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Record a stock count."""
     result = await service.record_count(
         session,
@@ -511,7 +516,7 @@ async def approve_stock_count(
     principal: StockAdjuster,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Approve a pending stock count."""
     result = await service.review_count(session, count_id, approve=True, ctx=ctx, key=key)
     return _respond(result, status=200, principal=principal)
@@ -531,7 +536,7 @@ async def reject_stock_count(
     principal: StockAdjuster,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Reject a pending stock count."""
     result = await service.review_count(session, count_id, approve=False, ctx=ctx, key=key)
     return _respond(result, status=200, principal=principal)
