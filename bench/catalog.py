@@ -39,11 +39,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import login, percentile, serve
 from stockroom.catalog import importer
 from stockroom.catalog.repository import (
-    ProductFilters,
     product_count_statement,
     product_page_statement,
     subtree_ids,
 )
+from stockroom.catalog.schemas import ProductFilters
 from stockroom.db import migrate
 from stockroom.db.base import uuid7
 from stockroom.db.embedded import socket_dir_of

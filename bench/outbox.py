@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom.context import Actor, Context
 from stockroom.db import migrate
 from stockroom.db.embedded import async_url, ensure_database, start_embedded_postgres
 from stockroom.db.engine import create_engine, create_sessionmaker
@@ -43,7 +44,6 @@ from stockroom.events import record
 from stockroom.events import relay as relay_module
 from stockroom.events.relay import Relay, deliver_pending, outbox_status
 from stockroom.events.store import EventStore, in_process_event_store
-from stockroom.http.context import Actor, Context
 from stockroom.settings import Settings
 
 ACTOR = Actor(id=uuid.uuid4(), email="bench@example.com")

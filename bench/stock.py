@@ -309,7 +309,7 @@ async def raw_posting(
 ) -> None:
     """The API's round trips since the posting primitive: the principal, then one `stock_post`
     call (its own transaction), with the arguments the API builds."""
-    from stockroom.http.context import Actor, Context
+    from stockroom.context import Actor, Context
     from stockroom.stock.ledger import Line, _arguments
     from stockroom.stock.models import MovementType
 

@@ -99,11 +99,15 @@ async def post_at_rate(
         await asyncio.sleep(max(0.0, due - time.monotonic()))
         async with gate:
             started = time.monotonic()
-            response = await client.post(
-                "/stock-movements",
-                json={"product_id": products[i % len(products)], "warehouse_id": warehouse,
-                      "type": "receipt", "quantity": 1},
-            )  # fmt: skip
+            try:
+                response = await client.post(
+                    "/stock-movements",
+                    json={"product_id": products[i % len(products)], "warehouse_id": warehouse,
+                          "type": "receipt", "quantity": 1},
+                )  # fmt: skip
+            except httpx.TransportError:  # an overloaded server dropped the connection
+                phase.failures += 1
+                return
             done = time.monotonic()
         if response.status_code != 201:
             phase.failures += 1

@@ -1,4 +1,4 @@
-"""The `stockroom` command."""
+"""The `stockroom` command, assembled here from the commands the domains export."""
 
 from __future__ import annotations
 
@@ -7,9 +7,14 @@ import sys
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 
-from stockroom.settings import InsecureSettingsError, Settings, get_settings
+from stockroom import commands
+from stockroom.activity.cli import export_command
+from stockroom.auth.cli import create_admin
+from stockroom.catalog.cli import export_app, import_app
+from stockroom.demo import seed
+from stockroom.events.cli import rebuild_rollups_command, replay_command, run_relay
+from stockroom.stock.cli import stock_app
 
 app = typer.Typer(
     name="stockroom",
@@ -17,23 +22,6 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
-
-
-def load_settings() -> Settings:
-    """Settings, or a one-line explanation and exit status 2 when they are unusable."""
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        messages = []
-        for error in exc.errors():
-            ctx_error = (error.get("ctx") or {}).get("error")
-            if isinstance(ctx_error, InsecureSettingsError):
-                messages.append(str(ctx_error))
-            else:
-                loc = ".".join(str(p) for p in error["loc"]).upper() or "settings"
-                messages.append(f"{loc}: {error['msg']}")
-        typer.echo(f"stockroom: refusing to start: {'; '.join(messages)}", err=True)
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -47,28 +35,16 @@ def serve(
     ] = False,
 ) -> None:
     """Serve the API (embedded PostgreSQL and in-process event store unless configured)."""
-    from stockroom.db import migrate as migrations
-    from stockroom.db.embedded import EmbeddedPostgresError
     from stockroom.db.engine import describe_url
-    from stockroom.db.runtime import resolve_database
     from stockroom.logs import configure_logging
 
-    settings = load_settings()
+    settings = commands.load_settings()
     configure_logging(settings)
-    try:
-        target = resolve_database(settings)
-    except EmbeddedPostgresError as exc:
-        typer.echo(f"stockroom: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if target.is_embedded or migrate:
-        migrations.upgrade(target.url)
-    elif not migrations.schema_is_current(target.url):
-        typer.echo(
-            "stockroom: the database schema is out of date; run `stockroom migrate` "
-            "or start with `stockroom serve --migrate`",
-            err=True,
-        )
-        raise typer.Exit(1)
+    target = commands.database_target(
+        settings,
+        upgrade=migrate,
+        hint="run `stockroom migrate` or start with `stockroom serve --migrate`",
+    )
     database = (
         f"embedded PostgreSQL in {settings.stockroom_data_dir.resolve() / 'postgres'}"
         if target.is_embedded
@@ -125,6 +101,14 @@ def _run_uvicorn(host: str, port: int, workers: int, reload: bool) -> None:
     )
 
 
+def relay() -> None:
+    """Run the outbox relay in this process (for deployments that run it apart from the API),
+    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false."""
+    from stockroom.webhooks.lifespan import running_dispatcher
+
+    run_relay(running_dispatcher)  # webhooks: same process, own task
+
+
 @app.command("migrate")
 def migrate_command(
     sql: Annotated[bool, typer.Option("--sql", help="print the SQL instead of running it")] = False,
@@ -134,7 +118,7 @@ def migrate_command(
     from stockroom.db import migrate as migrations
     from stockroom.db.runtime import resolve_database
 
-    settings = load_settings()
+    settings = commands.load_settings()
     if sql:
         url = settings.database_url or "postgresql+asyncpg://localhost/stockroom"
         migrations.upgrade(url, revision, sql=True)
@@ -157,7 +141,7 @@ def psql(
     from stockroom.db.engine import describe_url
     from stockroom.db.runtime import resolve_database
 
-    settings = load_settings()
+    settings = commands.load_settings()
     if settings.database_url:
         typer.echo(f"external database: {describe_url(settings.database_url)}; use your own psql")
         raise typer.Exit(1)
@@ -170,24 +154,21 @@ def psql(
     raise typer.Exit(subprocess.run(argv, check=False).returncode)
 
 
-def _register_domain_commands() -> None:
-    from stockroom.activity.cli import register as register_activity
-    from stockroom.auth.cli import register as register_auth
-    from stockroom.catalog.cli import register as register_catalog
-    from stockroom.events.cli import register as register_events
-    from stockroom.stock.cli import register as register_stock
+app.command("create-admin")(create_admin)
+app.command("seed")(seed)
+app.command("relay")(relay)
+app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 
-    for register in (
-        register_auth,
-        register_catalog,
-        register_events,
-        register_stock,
-        register_activity,
-    ):
-        register(app)
+events_app = typer.Typer(
+    help="Activity events: replay into the event store, rebuild the dashboard rollups, export."
+)
+events_app.command("replay")(replay_command)
+events_app.command("rebuild-rollups")(rebuild_rollups_command)
+events_app.command("export")(export_command)
+app.add_typer(events_app, name="events")
 
-
-_register_domain_commands()
+app.add_typer(stock_app, name="stock")
 
 if __name__ == "__main__":
     app()

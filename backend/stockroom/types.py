@@ -1,10 +1,12 @@
-"""Value types every layer may use (the bottom layer: imports nothing of ours)."""
+"""Value types every layer may use (the bottom layer: imports nothing of ours): money, UTC
+datetimes and safe text."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -13,10 +15,28 @@ from pydantic import (
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
+    PlainSerializer,
     WithJsonSchema,
 )
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import core_schema
+
+MoneyStr = Annotated[
+    Decimal,
+    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
+]
+"""An amount of money in a response: a decimal string with two places ("10.50")."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant in UTC; a naive value is taken as UTC already (BSON dates, CLI input)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 # C0 and C1 control characters except tab and newline, and lone surrogates (a JSON body can
 # carry "\ud800", which neither PostgreSQL nor a UTF-8 encoder accepts as text).

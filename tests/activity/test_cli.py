@@ -15,13 +15,13 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from typer.testing import CliRunner
 
-import stockroom.cli
+import stockroom.commands
 from stockroom.cli import app as cli_app
-from stockroom.db.base import utcnow
+from stockroom.context import Actor, Context
 from stockroom.db.engine import create_engine
 from stockroom.events import record
 from stockroom.events.models import OutboxEvent
-from stockroom.http.context import Actor, Context
+from stockroom.types import utcnow
 from tests.conftest import make_settings
 
 
@@ -48,7 +48,7 @@ async def _record_delivered(url: str) -> dict[str, list[str]]:
 @pytest.fixture
 def recorded(fresh_database: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     ids = asyncio.run(_record_delivered(fresh_database))
-    monkeypatch.setattr(stockroom.cli, "load_settings", lambda: make_settings(fresh_database))
+    monkeypatch.setattr(stockroom.commands, "load_settings", lambda: make_settings(fresh_database))
     return ids
 
 

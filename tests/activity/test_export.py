@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from stockroom.activity import service
-from stockroom.activity.repository import NEWEST_FIRST, EventFilter
-from stockroom.activity.schemas import ExportFormat
+from stockroom.activity.repository import NEWEST_FIRST
+from stockroom.activity.schemas import EventFilter, ExportFormat
 from tests.activity.conftest import at, event, event_id_at, new_collection
 from tests.conftest import ClientAs
 

@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stockroom.activity import repository, service
-from stockroom.activity.repository import EventFilter
-from stockroom.activity.schemas import Bucket
+from stockroom.activity.schemas import Bucket, EventFilter
 from stockroom.events import rollups
 from stockroom.events.store import EventStore, mongodb_event_store
+from stockroom.types import as_utc
 from tests.activity.conftest import event, movement
 
 pytestmark = pytest.mark.mongo
@@ -353,9 +353,9 @@ async def test_dashboards_read_rollups_by_index_and_raw_events_only_outside_clos
         assert stats["totalDocsExamined"] <= stats["nReturned"] + 1, (name, query, stats)
         if name == "activity_events":
             bounds = query["occurred_at"]
-            lower, upper = rollups.as_utc(bounds["$gte"]), bounds.get("$lt")
+            lower, upper = as_utc(bounds["$gte"]), bounds.get("$lt")
             open_hours = lower >= closed_through
-            partial_head = upper is not None and rollups.as_utc(upper) - lower <= timedelta(hours=1)
+            partial_head = upper is not None and as_utc(upper) - lower <= timedelta(hours=1)
             assert open_hours or partial_head, query
             raw_examined += stats["totalDocsExamined"]
     in_open_hour = await mongo_store.collection.count_documents(

@@ -11,11 +11,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.catalog import repository
-from stockroom.catalog.repository import (
-    ProductFilters,
-    product_count_statement,
-    product_page_statement,
-)
+from stockroom.catalog.repository import product_count_statement, product_page_statement
+from stockroom.catalog.schemas import ProductFilters
 from stockroom.events.models import OutboxEvent
 from stockroom.http.pagination import Sort
 from tests.conftest import ClientAs

@@ -14,10 +14,10 @@ from pymongo.errors import ServerSelectionTimeoutError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom.context import Actor, Context
 from stockroom.db.engine import create_engine, create_sessionmaker
 from stockroom.events import record
 from stockroom.events.store import EventStore, in_process_event_store, mongodb_event_store
-from stockroom.http.context import Actor, Context
 
 NO_MONGODB = (
     "MONGODB_URL is not set: tests marked `mongo` run the event pipeline against a real MongoDB "

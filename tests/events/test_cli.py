@@ -14,6 +14,7 @@ from stockroom.cli import app
 from stockroom.events import cli as events_cli
 from stockroom.events.relay import deliver_pending
 from stockroom.events.store import EventStore, in_process_event_store
+from stockroom.types import as_utc
 from tests.conftest import make_settings
 from tests.events.conftest import Sessionmaker, record_committed
 
@@ -96,7 +97,7 @@ async def test_rebuild_rollups_recomputes_the_buckets_from_the_stored_events(
         (d["bucket_start"], d["events"])
         async for d in mongodb_store.database[rollups.ROLLUPS].find({"granularity": "hour"})
     ]
-    assert [(rollups.as_utc(at), n) for at, n in hours] == [(hour, len(ids))]
+    assert [(as_utc(at), n) for at, n in hours] == [(hour, len(ids))]
 
 
 async def test_rebuild_rollups_explains_the_in_process_store(

@@ -18,11 +18,11 @@ import structlog.testing
 from fastapi import FastAPI, Request
 from sqlalchemy import text
 
+from stockroom.context import Context
 from stockroom.db.session import Session
 from stockroom.events import record
 from stockroom.events.relay import deliver_pending
 from stockroom.events.store import EventStore
-from stockroom.http.context import Context
 from stockroom.main import create_app
 from tests.conftest import http_client, make_settings
 from tests.events.conftest import StoreSwitch, mongodb_url_or_skip

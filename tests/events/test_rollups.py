@@ -26,6 +26,7 @@ from stockroom.activity import repository, service
 from stockroom.activity.schemas import Bucket
 from stockroom.events import rollups
 from stockroom.events.store import in_process_event_store
+from stockroom.types import as_utc
 
 AWARE = CodecOptions(tz_aware=True)
 BASE = datetime(2026, 3, 1, tzinfo=UTC)
@@ -121,7 +122,7 @@ class Relay:
 
 async def reference_activity(events: Any, start: datetime, end: datetime, bucket: Bucket) -> Any:
     rows = await repository.aggregate(events, repository.activity_pipeline(start, end, bucket))
-    return [(rollups.as_utc(r["bucket_start"]), r["type"], r["count"]) for r in rows]
+    return [(as_utc(r["bucket_start"]), r["type"], r["count"]) for r in rows]
 
 
 async def reference_flow(events: Any, start: datetime, end: datetime, bucket: Bucket) -> Any:
@@ -129,8 +130,7 @@ async def reference_flow(events: Any, start: datetime, end: datetime, bucket: Bu
         events, repository.stock_flow_pipeline(start, end, bucket, None)
     )
     return [
-        (rollups.as_utc(r["bucket_start"]), r["warehouse_id"], r["units_in"], r["units_out"])
-        for r in rows
+        (as_utc(r["bucket_start"]), r["warehouse_id"], r["units_in"], r["units_out"]) for r in rows
     ]
 
 
@@ -201,7 +201,7 @@ async def test_rollups_equal_a_full_aggregation_over_raw_events(
         if hour < closed_through
     }
     stored = {
-        rollups.as_utc(d["bucket_start"]): d
+        as_utc(d["bucket_start"]): d
         async for d in rollups.rollups_of(events).find({"granularity": "hour"})
     }
     assert {h: rollups.Tally.from_document(d) for h, d in stored.items()} == {

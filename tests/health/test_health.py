@@ -7,9 +7,9 @@ from uuid import uuid4
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.context import Context
 from stockroom.db.engine import create_engine, create_sessionmaker
 from stockroom.events import record
-from stockroom.http.context import Context
 
 
 async def test_live(client: httpx.AsyncClient) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.db.base import utcnow
 from stockroom.idempotency import IdempotencyKey, IdempotencyKeyRecord, prune_expired
+from stockroom.types import utcnow
 from tests.conftest import ClientAs
 from tests.factories.catalog import make_product, make_warehouse
 from tests.factories.stock import make_stock

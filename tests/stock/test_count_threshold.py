@@ -8,8 +8,8 @@ from datetime import timedelta
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.db.base import utcnow
 from stockroom.stock.models import StockCount
+from stockroom.types import utcnow
 from tests.conftest import ClientAs
 from tests.factories.catalog import make_product, make_warehouse
 from tests.factories.stock import make_stock

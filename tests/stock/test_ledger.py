@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.context import Actor, Context
 from stockroom.events.models import OutboxEvent
-from stockroom.http.context import Actor, Context
 from stockroom.http.errors import AppError
 from stockroom.stock.ledger import Line, post_movements
 from stockroom.stock.models import MovementType, StockLevel, StockMovement

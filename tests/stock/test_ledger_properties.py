@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom.context import Context
 from stockroom.db.engine import create_engine, create_sessionmaker
-from stockroom.http.context import Context
 from stockroom.http.errors import AppError
 from stockroom.purchasing import service as purchasing
 from stockroom.purchasing.schemas import PurchaseOrderCreate, ReceiveRequest

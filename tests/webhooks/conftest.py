@@ -21,9 +21,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stockroom.db.base import utcnow
+from stockroom.context import Actor, Context
 from stockroom.events import record
-from stockroom.http.context import Actor, Context
+from stockroom.types import utcnow
 from stockroom.webhooks.client import WebhookClient
 from stockroom.webhooks.dispatcher import Dispatcher
 from stockroom.webhooks.guard import Address, TargetGuard

@@ -9,18 +9,16 @@ mongomock (see `PIPELINE_OPERATORS` and its test).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from stockroom.activity.cursor import SortKey
-from stockroom.activity.schemas import Bucket
+from stockroom.activity.schemas import Bucket, EventFilter
 from stockroom.events import rollups
+from stockroom.types import as_utc
 
 # A Motor collection, or mongomock-motor's look-alike: both are duck-typed here.
 Collection = Any
@@ -32,54 +30,10 @@ FAILED_LOGIN_EVENT = "auth.login_failed"
 _TYPE_CHARS = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """The filters of `GET /activity` and of exports. `occurred_from` is inclusive,
-    `occurred_to` exclusive."""
-
-    type: str | None = None
-    actor_id: uuid.UUID | None = None
-    entity_type: str | None = None
-    entity_id: uuid.UUID | None = None
-    occurred_from: datetime | None = None
-    occurred_to: datetime | None = None
-
-    @property
-    def type_prefix(self) -> str | None:
-        """`stock.` for `stock.*`; None for an exact type or no type filter."""
-        if self.type is not None and self.type.endswith("*"):
-            return self.type[:-1]
-        return None
-
-    def digest(self) -> str:
-        """A short, stable fingerprint of the filters, bound into cursors."""
-        canonical = json.dumps(
-            [
-                self.type,
-                str(self.actor_id) if self.actor_id else None,
-                self.entity_type,
-                str(self.entity_id) if self.entity_id else None,
-                _millis(self.occurred_from),
-                _millis(self.occurred_to),
-            ],
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
-
 def valid_type_filter(value: str) -> bool:
     """An exact event type (`product.created`) or a prefix ending in `*` (`stock.*`, `*`)."""
     body = value[:-1] if value.endswith("*") else value
     return value == "*" or bool(_TYPE_CHARS.match(body))
-
-
-def _millis(value: datetime | None) -> int | None:
-    return None if value is None else int(value.timestamp() * 1000)
-
-
-def as_utc(value: datetime) -> datetime:
-    """BSON datetimes come back naive (they are UTC); make them aware."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def sort_key(document: Document) -> SortKey:

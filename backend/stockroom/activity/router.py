@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -12,19 +11,19 @@ from fastapi.responses import StreamingResponse
 from stockroom.activity import service
 from stockroom.activity.cursor import CURSOR_PATTERN
 from stockroom.activity.errors import EventStoreUnavailable
-from stockroom.activity.repository import EventFilter
 from stockroom.activity.schemas import (
     ActivityBucket,
     ActivityPage,
     Bucket,
     DashboardSummary,
+    EventFilter,
     ExportFormat,
     StockFlowBucket,
     TopActor,
 )
 from stockroom.auth.deps import AppSettings, require
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.params import UtcDateTime
@@ -57,13 +56,6 @@ EventCollection = Annotated[Any, Depends(get_event_collection)]
 ExportBatchSize = Annotated[int, Depends(get_export_batch_size)]
 
 
-def _utc(value: datetime | None) -> datetime | None:
-    """Times without an offset are taken as UTC."""
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def event_filter(
     type: Annotated[
         SafeText | None,
@@ -89,8 +81,8 @@ def event_filter(
         actor_id=actor_id,
         entity_type=entity_type,
         entity_id=entity_id,
-        occurred_from=_utc(occurred_from),
-        occurred_to=_utc(occurred_to),
+        occurred_from=occurred_from,
+        occurred_to=occurred_to,
     )
 
 
@@ -208,9 +200,7 @@ async def dashboard_activity(
     bucket: Annotated[Bucket, Query(description="UTC hours or UTC days")] = Bucket.HOUR,
 ) -> list[ActivityBucket]:
     """Events per UTC hour or day and type (only non-empty buckets)."""
-    return await service.activity_buckets(
-        collection, _utc(occurred_from), _utc(occurred_to), bucket
-    )
+    return await service.activity_buckets(collection, occurred_from, occurred_to, bucket)
 
 
 @router.get(
@@ -230,7 +220,7 @@ async def dashboard_stock_flow(
 ) -> list[StockFlowBucket]:
     """Units into and out of each warehouse per UTC day, from stock movement events."""
     return await service.stock_flow(
-        collection, session, _utc(occurred_from), _utc(occurred_to), bucket, warehouse_id
+        collection, session, occurred_from, occurred_to, bucket, warehouse_id
     )
 
 
@@ -248,4 +238,4 @@ async def dashboard_top_actors(
     limit: Annotated[int, Query(ge=1, le=100)] = 10,
 ) -> list[TopActor]:
     """The users with the most events in the range (default: the last 30 days)."""
-    return await service.top_actors(collection, _utc(occurred_from), _utc(occurred_to), limit)
+    return await service.top_actors(collection, occurred_from, occurred_to, limit)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -100,3 +104,42 @@ class TopActor(BaseModel):
     actor_id: str
     email: str | None = Field(description="the email on the actor's most recent event")
     events: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The filters of `GET /activity` and of exports. `occurred_from` is inclusive,
+    `occurred_to` exclusive."""
+
+    type: str | None = None
+    actor_id: uuid.UUID | None = None
+    entity_type: str | None = None
+    entity_id: uuid.UUID | None = None
+    occurred_from: datetime | None = None
+    occurred_to: datetime | None = None
+
+    @property
+    def type_prefix(self) -> str | None:
+        """`stock.` for `stock.*`; None for an exact type or no type filter."""
+        if self.type is not None and self.type.endswith("*"):
+            return self.type[:-1]
+        return None
+
+    def digest(self) -> str:
+        """A short, stable fingerprint of the filters, bound into cursors."""
+        canonical = json.dumps(
+            [
+                self.type,
+                str(self.actor_id) if self.actor_id else None,
+                self.entity_type,
+                str(self.entity_id) if self.entity_id else None,
+                _millis(self.occurred_from),
+                _millis(self.occurred_to),
+            ],
+            separators=(",", ":"),
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def _millis(value: datetime | None) -> int | None:
+    return None if value is None else int(value.timestamp() * 1000)

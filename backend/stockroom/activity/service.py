@@ -11,7 +11,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,25 +19,26 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stockroom.activity import repository
 from stockroom.activity.cursor import decode_cursor, encode_cursor
 from stockroom.activity.errors import EventStoreUnavailable, InvalidFilter
-from stockroom.activity.repository import Collection, Document, EventFilter
+from stockroom.activity.repository import Collection, Document
 from stockroom.activity.schemas import (
     ActivityBucket,
     ActivityEvent,
     ActivityPage,
     Bucket,
     DashboardSummary,
+    EventFilter,
     ExportFormat,
     StockFlowBucket,
     TopActor,
 )
 from stockroom.events.rollups import Piece, Tally, WarehouseFlow, floor_day
+from stockroom.redaction import without_costs
 from stockroom.safe_csv import SafeCsvWriter
+from stockroom.types import as_utc, utcnow
 
 MAX_PAGE_LIMIT = 500
 EXPORT_BATCH_SIZE = 1000
 IN_PROCESS_EXPORT_BATCH_SIZE = 10_000
-# Keys that reveal costs; removed from `changes` and `data` for callers without `costs:read`.
-COST_KEYS = frozenset({"cost_price", "margin", "unit_cost", "cost"})
 
 # The longest range each bucket size may cover, so one request cannot ask for millions of buckets.
 MAX_RANGE = {Bucket.HOUR: timedelta(days=31), Bucket.DAY: timedelta(days=366 * 5)}
@@ -62,19 +63,7 @@ CSV_COLUMNS = (
 )
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 # --- shaping events for callers -------------------------------------------------------------
-
-
-def without_costs(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {k: without_costs(v) for k, v in value.items() if k not in COST_KEYS}
-    if isinstance(value, list):
-        return [without_costs(v) for v in value]
-    return value
 
 
 def to_event(document: Document, *, show_costs: bool) -> dict[str, Any]:
@@ -87,7 +76,7 @@ def to_event(document: Document, *, show_costs: bool) -> dict[str, Any]:
     return {
         "id": str(document["_id"]),
         "type": document["type"],
-        "occurred_at": repository.as_utc(document["occurred_at"]),
+        "occurred_at": as_utc(document["occurred_at"]),
         "actor": document.get("actor"),
         "entity": document.get("entity"),
         "request": document.get("request"),
@@ -184,7 +173,7 @@ async def _events(
 
 def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
-        return repository.as_utc(value).isoformat()
+        return as_utc(value).isoformat()
     if isinstance(value, uuid.UUID):
         return str(value)
     return str(value)
@@ -299,9 +288,16 @@ def resolve_range(
 
 
 async def _pieces(
-    collection: Collection, start: datetime, end: datetime | None, *, days: bool
+    collection: Collection,
+    start: datetime,
+    end: datetime | None,
+    *,
+    days: bool,
+    fields: tuple[str, ...],
 ) -> list[Piece]:
-    return list(await _guard(repository.read_pieces(collection, start, end, days=days)))
+    return list(
+        await _guard(repository.read_pieces(collection, start, end, days=days, fields=fields))
+    )
 
 
 def _bucket_of(piece: Piece, bucket: Bucket) -> datetime:
@@ -319,7 +315,9 @@ async def activity_buckets(
     span = resolve_range(
         occurred_from, occurred_to, default=DEFAULT_RANGE[bucket], maximum=MAX_RANGE[bucket]
     )
-    pieces = await _pieces(collection, span.start, span.end, days=bucket is Bucket.DAY)
+    pieces = await _pieces(
+        collection, span.start, span.end, days=bucket is Bucket.DAY, fields=("types",)
+    )
     counts: dict[tuple[datetime, str], int] = {}
     for piece in pieces:
         start = _bucket_of(piece, bucket)
@@ -344,7 +342,9 @@ async def stock_flow(
     span = resolve_range(
         occurred_from, occurred_to, default=DEFAULT_RANGE[bucket], maximum=MAX_RANGE[bucket]
     )
-    pieces = await _pieces(collection, span.start, span.end, days=bucket is Bucket.DAY)
+    pieces = await _pieces(
+        collection, span.start, span.end, days=bucket is Bucket.DAY, fields=("warehouses",)
+    )
     wanted = str(warehouse_id) if warehouse_id is not None else None
     flows: dict[tuple[datetime, str], WarehouseFlow] = {}
     codes: dict[str, WarehouseFlow] = {}  # the latest code seen per warehouse
@@ -397,7 +397,7 @@ async def top_actors(
         maximum=MAX_RANGE[Bucket.DAY],
     )
     total = Tally()
-    for piece in await _pieces(collection, span.start, span.end, days=True):
+    for piece in await _pieces(collection, span.start, span.end, days=True, fields=("actors",)):
         total.merge(piece.tally)
     ranked = sorted(total.actors.items(), key=lambda item: (-item[1].events, item[0]))
     return [
@@ -430,13 +430,17 @@ class EventFigures:
     active_users_7d: int
 
 
+# The week's actors are only counted: their ids are all it reads of them.
+_WEEK_FIELDS = ("events", "types", "actors.actor_id")
+
+
 async def event_figures(collection: Collection, now: datetime) -> EventFigures:
     """The summary figures the event store answers: two reads of rollups and raw edges, one
     from 7 days ago and one from 24 hours ago ("today" is part of the first)."""
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     week, day = await asyncio.gather(
-        _pieces(collection, now - timedelta(days=7), None, days=True),
-        _pieces(collection, now - timedelta(hours=24), None, days=True),
+        _pieces(collection, now - timedelta(days=7), None, days=True, fields=_WEEK_FIELDS),
+        _pieces(collection, now - timedelta(hours=24), None, days=True, fields=("types",)),
     )
     actors: set[str] = set()
     today = Tally()

@@ -1,4 +1,4 @@
-"""`stockroom` subcommands of the auth domain: `create-admin`."""
+"""The auth domain's command: `stockroom create-admin`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ import asyncio
 from typing import Annotated
 
 import typer
+
+from stockroom import commands
+from stockroom.settings import Settings
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 128
@@ -19,24 +22,21 @@ def _valid_email(value: str) -> str:
     return value
 
 
-async def _create_admin(url: str, email: str, password: str, full_name: str, reset: bool) -> bool:
+async def _create_admin(
+    settings: Settings, email: str, password: str, full_name: str, reset: bool
+) -> bool:
     from stockroom.auth import service
-    from stockroom.db.engine import create_engine, create_sessionmaker
-    from stockroom.http.context import Context
+    from stockroom.context import Context
 
-    engine = create_engine(url, pool_size=1, max_overflow=0)
-    try:
-        async with create_sessionmaker(engine)() as session:
-            result = await service.ensure_admin(
-                session,
-                email=email,
-                password=password,
-                full_name=full_name,
-                reset_existing=reset,
-                ctx=Context.system(),
-            )
-    finally:
-        await engine.dispose()
+    async with commands.command_database(settings) as sessionmaker, sessionmaker() as session:
+        result = await service.ensure_admin(
+            session,
+            email=email,
+            password=password,
+            full_name=full_name,
+            reset_existing=reset,
+            ctx=Context.system(),
+        )
     return result.created
 
 
@@ -57,11 +57,6 @@ def create_admin(
     ] = False,
 ) -> None:
     """Create an administrator (or, with --reset, restore admin access to an existing user)."""
-    from stockroom.cli import load_settings
-    from stockroom.db import migrate as migrations
-    from stockroom.db.embedded import EmbeddedPostgresError
-    from stockroom.db.runtime import resolve_database
-
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     assert password is not None
@@ -72,20 +67,8 @@ def create_admin(
             err=True,
         )
         raise typer.Exit(2)
-    settings = load_settings()
-    try:
-        target = resolve_database(settings)
-    except EmbeddedPostgresError as exc:
-        typer.echo(f"stockroom: {exc}", err=True)
-        raise typer.Exit(1) from None
-    if target.is_embedded:
-        migrations.upgrade(target.url)
-    elif not migrations.schema_is_current(target.url):
-        typer.echo(
-            "stockroom: the database schema is out of date; run `stockroom migrate`", err=True
-        )
-        raise typer.Exit(1)
-    created = asyncio.run(_create_admin(target.url, email, password, full_name.strip(), reset))
+    settings = commands.load_settings()
+    created = asyncio.run(_create_admin(settings, email, password, full_name.strip(), reset))
     if created:
         typer.echo(f"administrator {email} created")
     elif reset:
@@ -95,8 +78,3 @@ def create_admin(
             f"stockroom: a user {email} already exists (use --reset to restore it)", err=True
         )
         raise typer.Exit(1)
-
-
-def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the `stockroom` command."""
-    app.command("create-admin")(create_admin)

@@ -21,14 +21,14 @@ from starlette.datastructures import Headers
 from starlette.types import Scope
 
 from stockroom.auth import repository
-from stockroom.auth.repository import Principal, TokenSession, UserView
+from stockroom.auth.repository import TokenSession, UserView
 from stockroom.auth.tokens import InvalidToken, decode_access_token
-from stockroom.db.base import utcnow
+from stockroom.context import Actor, Context, Principal
 from stockroom.db.session import Session, begin_request_transaction
-from stockroom.http.context import Actor, Context
 from stockroom.http.errors import PermissionDenied, Unauthorized
 from stockroom.http.middleware import route_template
 from stockroom.settings import Settings
+from stockroom.types import utcnow
 
 # OAuth2 password flow in the OpenAPI schema, so Swagger UI's "Authorize" logs in through
 # /auth/login; on the wire it is a plain `Authorization: Bearer <access token>` header.

@@ -12,8 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stockroom.auth import service
 from stockroom.auth.deps import request_context
-from stockroom.auth.repository import Principal
-from stockroom.http.context import Context
+from stockroom.context import Context, Principal
 from stockroom.settings import Settings
 
 logger = structlog.get_logger("stockroom.auth")

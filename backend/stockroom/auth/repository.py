@@ -35,22 +35,8 @@ from stockroom.auth.models import (
     User,
     UserRole,
 )
+from stockroom.context import Principal
 from stockroom.db.session import driver_connection
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """A user with their effective roles and permissions, as loaded for one request."""
-
-    id: uuid.UUID
-    email: str
-    full_name: str
-    is_active: bool
-    roles: tuple[str, ...]
-    permissions: frozenset[str]
-
-    def can(self, permission: str) -> bool:
-        return permission in self.permissions
 
 
 @dataclass(frozen=True, slots=True)

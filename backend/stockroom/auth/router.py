@@ -19,7 +19,7 @@ from stockroom.auth.deps import (
     require,
 )
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal, RoleView, UserView
+from stockroom.auth.repository import RoleView, UserView
 from stockroom.auth.schemas import (
     ROLE_NAME_PATTERN,
     LoginRequest,
@@ -35,6 +35,7 @@ from stockroom.auth.schemas import (
     UserRead,
     UserUpdate,
 )
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag

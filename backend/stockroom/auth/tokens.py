@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import jwt
 
 from stockroom.settings import Settings
+from stockroom.types import utcnow
 
 ACCESS_TOKEN_TYPE = "access"
 MAX_TOKEN_LENGTH = 4096  # anything longer is refused before any parsing
@@ -46,7 +47,7 @@ def create_access_token(
 ) -> tuple[str, int]:
     """An access token for `user_id` in the session (refresh-token family) `session_id`, and
     its lifetime in seconds. It works only while that session is live (see auth.deps)."""
-    issued = now or datetime.now(UTC)
+    issued = now or utcnow()
     lifetime = timedelta(minutes=settings.access_token_expire_minutes)
     claims = {
         "sub": str(user_id),

@@ -14,8 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from stockroom.catalog import repository
-from stockroom.catalog.repository import ProductFilters
-from stockroom.catalog.schemas import export_columns
+from stockroom.catalog.schemas import ProductFilters, export_columns
 from stockroom.db.session import transaction
 from stockroom.http.pagination import Sort
 from stockroom.safe_csv import SafeCsvWriter

@@ -30,9 +30,9 @@ from stockroom.catalog import repository
 from stockroom.catalog.errors import CostColumnRefused, ImportRejected
 from stockroom.catalog.schemas import ImportResult
 from stockroom.catalog.service import integrity_error, integrity_error_of_constraint
+from stockroom.context import Context
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.safe_csv import unescape_cell
 from stockroom.types import UNSAFE_TEXT_MESSAGE, has_unsafe_characters
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -21,11 +20,13 @@ from sqlalchemy import (
     Uuid,
     and_,
     bindparam,
+    column,
     exists,
     func,
     literal_column,
     or_,
     select,
+    table,
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,14 +39,22 @@ from stockroom.catalog.models import (
     Supplier,
     Warehouse,
 )
+from stockroom.catalog.schemas import (
+    ProductFilters,
+)
 from stockroom.http.pagination import Sort
-from stockroom.stock.models import StockLevel
 
-# Sort fields of each list, in the order the contract names them.
-CATEGORY_SORTS = ("name", "created_at")
-SUPPLIER_SORTS = ("name", "created_at")
-WAREHOUSE_SORTS = ("code", "name", "created_at")
-PRODUCT_SORTS = ("name", "sku", "created_at", "sale_price", "on_hand")
+# The stock domain owns `stock_levels` and imports the catalog, never the reverse. The catalog only
+# reads the table (on-hand totals, low stock, the warehouse-delete guard), through these columns.
+stock_levels = table(
+    "stock_levels",
+    column("product_id", Uuid),
+    column("warehouse_id", Uuid),
+    column("on_hand", Integer),
+    column("reserved", Integer),
+    column("on_order", Integer),
+    column("in_transit_out", Integer),
+)
 
 
 def constraint_of(exc: IntegrityError) -> str:
@@ -250,8 +259,8 @@ async def warehouse_holds_stock(session: AsyncSession, warehouse_id: uuid.UUID) 
         await session.scalar(
             select(
                 exists().where(
-                    StockLevel.warehouse_id == warehouse_id,
-                    or_(StockLevel.on_hand > 0, StockLevel.in_transit_out > 0),
+                    stock_levels.c.warehouse_id == warehouse_id,
+                    or_(stock_levels.c.on_hand > 0, stock_levels.c.in_transit_out > 0),
                 )
             )
         )
@@ -261,17 +270,6 @@ async def warehouse_holds_stock(session: AsyncSession, warehouse_id: uuid.UUID) 
 # Products
 
 
-@dataclass(frozen=True, slots=True)
-class ProductFilters:
-    q: str | None = None
-    category_id: uuid.UUID | None = None
-    supplier_id: uuid.UUID | None = None
-    is_active: bool | None = None
-    low_stock: bool | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
-
-
 def on_hand_total() -> ColumnElement[int]:
     """Total on hand over all warehouses, correlated to the outer `products` row.
 
@@ -279,8 +277,8 @@ def on_hand_total() -> ColumnElement[int]:
     the caller sorts or filters on it), through the (product_id, warehouse_id) primary key.
     """
     return (
-        select(func.coalesce(func.sum(StockLevel.on_hand), 0))
-        .where(StockLevel.product_id == Product.id)
+        select(func.coalesce(func.sum(stock_levels.c.on_hand), 0))
+        .where(stock_levels.c.product_id == Product.id)
         .correlate(Product)
         .scalar_subquery()
     )
@@ -495,16 +493,16 @@ async def get_product_row(session: AsyncSession, product_id: uuid.UUID) -> dict[
 async def product_stock(session: AsyncSession, product_id: uuid.UUID) -> list[dict[str, Any]]:
     rows = await session.execute(
         select(
-            StockLevel.warehouse_id,
+            stock_levels.c.warehouse_id,
             Warehouse.code.label("warehouse_code"),
-            StockLevel.on_hand,
-            StockLevel.reserved,
-            (StockLevel.on_hand - StockLevel.reserved).label("available"),
-            StockLevel.on_order,
-            StockLevel.in_transit_out,
+            stock_levels.c.on_hand,
+            stock_levels.c.reserved,
+            (stock_levels.c.on_hand - stock_levels.c.reserved).label("available"),
+            stock_levels.c.on_order,
+            stock_levels.c.in_transit_out,
         )
-        .join(Warehouse, Warehouse.id == StockLevel.warehouse_id)
-        .where(StockLevel.product_id == product_id)
+        .join(Warehouse, Warehouse.id == stock_levels.c.warehouse_id)
+        .where(stock_levels.c.product_id == product_id)
         .order_by(Warehouse.code)
     )
     return [dict(row._mapping) for row in rows]

@@ -15,17 +15,13 @@ from pydantic import BaseModel
 
 from stockroom.auth.deps import WriteContext, ensure_permissions, require
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal
 from stockroom.catalog import exporter, importer, service
 from stockroom.catalog.errors import CostColumnRefused
-from stockroom.catalog.repository import (
+from stockroom.catalog.schemas import (
     CATEGORY_SORTS,
     PRODUCT_SORTS,
     SUPPLIER_SORTS,
     WAREHOUSE_SORTS,
-    ProductFilters,
-)
-from stockroom.catalog.schemas import (
     CategoryCreate,
     CategoryRead,
     CategoryUpdate,
@@ -33,6 +29,7 @@ from stockroom.catalog.schemas import (
     ProductCreate,
     ProductDetail,
     ProductDetailWithCosts,
+    ProductFilters,
     ProductRead,
     ProductReadWithCosts,
     ProductUpdate,
@@ -45,6 +42,7 @@ from stockroom.catalog.schemas import (
     product_detail_model,
     product_read_model,
 )
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag

@@ -7,6 +7,7 @@ Cost visibility is decided once, by choosing the response model: `ProductRead` h
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -23,13 +24,8 @@ from pydantic import (
     field_validator,
 )
 
-from stockroom.types import NOT_NULL, SAFE_TEXT, WHOLE_NUMBER, MoneyIn, PositiveMoneyIn
+from stockroom.types import NOT_NULL, SAFE_TEXT, WHOLE_NUMBER, MoneyIn, MoneyStr, PositiveMoneyIn
 
-MoneyStr = Annotated[
-    Decimal,
-    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
-]
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
 ]
@@ -41,6 +37,13 @@ CategoryName = Annotated[
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), SAFE_TEXT] | None
 Email = Annotated[EmailStr, SAFE_TEXT]
+
+
+# Sort fields of each list, in the order the contract names them.
+CATEGORY_SORTS = ("name", "created_at")
+SUPPLIER_SORTS = ("name", "created_at")
+WAREHOUSE_SORTS = ("code", "name", "created_at")
+PRODUCT_SORTS = ("name", "sku", "created_at", "sale_price", "on_hand")
 
 
 class _In(BaseModel):
@@ -316,3 +319,17 @@ class ImportRowError(BaseModel):
     row: int = Field(description="1-based data row number (the header is row 0)")
     field: str | None
     msg: str
+
+
+# Product list and export filters
+
+
+@dataclass(frozen=True, slots=True)
+class ProductFilters:
+    q: str | None = None
+    category_id: uuid.UUID | None = None
+    supplier_id: uuid.UUID | None = None
+    is_active: bool | None = None
+    low_stock: bool | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None

@@ -27,19 +27,19 @@ from stockroom.catalog.errors import (
     WarehouseNotFound,
 )
 from stockroom.catalog.models import Category, Product, Supplier, Warehouse
-from stockroom.catalog.repository import ProductFilters
 from stockroom.catalog.schemas import (
     CategoryCreate,
     CategoryUpdate,
     ProductCreate,
+    ProductFilters,
     ProductUpdate,
     SupplierCreate,
     SupplierUpdate,
     WarehouseCreate,
     WarehouseUpdate,
 )
+from stockroom.context import Context
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.errors import AppError, Conflict, PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import PageParams, Sort
@@ -344,6 +344,12 @@ async def get_warehouse(session: AsyncSession, warehouse_id: uuid.UUID) -> Wareh
     """One warehouse."""
     async with transaction(session):
         return await _or_404(repository.get_warehouse(session, warehouse_id), WarehouseNotFound)
+
+
+async def warehouse_code_in_use(session: AsyncSession, code: str) -> bool:
+    """Whether a warehouse already has this code (compared case-insensitively)."""
+    async with transaction(session):
+        return await repository.warehouse_code_taken(session, code, None)
 
 
 async def warehouse_codes(session: AsyncSession, warehouse_ids: Sequence[str]) -> dict[str, str]:

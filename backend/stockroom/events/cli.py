@@ -1,26 +1,23 @@
-"""`stockroom relay` and the `stockroom events ...` group (`events replay`,
-`events rebuild-rollups`)."""
+"""`stockroom relay` (`run_relay`), `stockroom events replay` and `stockroom events rebuild-rollups`
+(`stockroom.cli` puts the last two in the `events` group)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
-from typing import Annotated
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
+from typing import Annotated, Any
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from stockroom import commands
 from stockroom.events.store import EventStore
 from stockroom.settings import Settings
-
-# The `stockroom events` group; other domains add commands to it (activity: `events export`).
-events_app = typer.Typer(
-    help="Activity events: replay into the event store, rebuild the dashboard rollups, export."
-)
+from stockroom.types import as_utc, utcnow
 
 IN_PROCESS_EXPLANATION = (
     "MONGODB_URL is not set: the event store is in-process, inside `stockroom serve`, which "
@@ -30,9 +27,8 @@ IN_PROCESS_EXPLANATION = (
 
 
 def _settings() -> Settings:
-    from stockroom.cli import load_settings
-
-    return load_settings()
+    """The command's settings (tests replace this function)."""
+    return commands.load_settings()
 
 
 async def _open_store(settings: Settings) -> EventStore:
@@ -46,23 +42,18 @@ async def _open_store(settings: Settings) -> EventStore:
 async def _pipeline_resources(
     settings: Settings,
 ) -> AsyncIterator[tuple[async_sessionmaker[AsyncSession], EventStore]]:
-    from stockroom.db.runtime import open_database
-
-    async with open_database(settings) as database:
+    async with commands.command_database(
+        settings,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    ) as sessionmaker:
         store = await _open_store(settings)
         try:
-            yield database.sessionmaker, store
+            yield sessionmaker, store
         finally:
             store.close()
 
 
-def _as_utc(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-@events_app.command("replay")
 def replay_command(
     since: Annotated[
         datetime | None,
@@ -81,7 +72,7 @@ def replay_command(
     if not settings.mongodb_url:
         typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Nothing to replay.", err=True)
         raise typer.Exit(2)
-    since_utc = _as_utc(since)
+    since_utc = as_utc(since) if since else None
 
     async def run() -> None:
         async with _pipeline_resources(settings) as (sessionmaker, store):
@@ -119,14 +110,13 @@ def rebuild_rollups_command(
 ) -> None:
     """Recompute the dashboard rollups in MongoDB from the stored events (safe while the API
     and relays run; run it again if it fails)."""
-    from stockroom.db.base import utcnow
     from stockroom.events import rollups
 
     settings = _settings()
     if not settings.mongodb_url:
         typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Nothing to rebuild.", err=True)
         raise typer.Exit(2)
-    since_utc = _as_utc(since)
+    since_utc = as_utc(since) if since else None
 
     async def run() -> None:
         async with _pipeline_resources(settings) as (sessionmaker, store):
@@ -144,15 +134,15 @@ def rebuild_rollups_command(
         raise typer.Exit(1) from None
 
 
-events_app.command("rebuild-rollups")(rebuild_rollups_command)
+# Work that runs beside the relay in its process, given the settings and the relay's
+# sessionmaker (`stockroom.cli` passes the webhook dispatcher: events does not know webhooks).
+Companion = Callable[[Settings, async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[Any]]
 
 
-def relay_command() -> None:
-    """Run the outbox relay in this process (for deployments that run it apart from the API),
-    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false."""
+def run_relay(companion: Companion) -> None:
+    """Run the outbox relay in this process, with `companion` beside it, until a signal."""
     from stockroom.events.relay import Relay
     from stockroom.logs import configure_logging
-    from stockroom.webhooks.lifespan import running_dispatcher
 
     settings = _settings()
     if not settings.mongodb_url:
@@ -163,7 +153,7 @@ def relay_command() -> None:
     async def run() -> None:
         async with (
             _pipeline_resources(settings) as (sessionmaker, store),
-            running_dispatcher(settings, sessionmaker),  # webhooks: same process, own task
+            companion(settings, sessionmaker),
         ):
             task = asyncio.create_task(Relay(sessionmaker, store, settings).run())
             loop = asyncio.get_running_loop()
@@ -176,9 +166,3 @@ def relay_command() -> None:
             typer.echo("outbox relay stopped")
 
     asyncio.run(run())
-
-
-def register(app: typer.Typer) -> None:
-    """Add this domain's commands to the `stockroom` command."""
-    app.command("relay")(relay_command)
-    app.add_typer(events_app, name="events")

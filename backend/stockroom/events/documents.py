@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pymongo
 from beanie import Document
 from pydantic import BaseModel, Field
+
+from stockroom.types import as_utc
 
 COLLECTION = "activity_events"
 
@@ -95,9 +97,7 @@ def activity_indexes(retention_days: int = 0) -> list[pymongo.IndexModel]:
 def parse_occurred_at(value: str | datetime) -> datetime:
     """A UTC datetime truncated to milliseconds, what a BSON date can hold."""
     when = value if isinstance(value, datetime) else datetime.fromisoformat(value)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    when = when.astimezone(UTC)
+    when = as_utc(when)
     return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 

@@ -16,10 +16,10 @@ from sqlalchemy import event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
-from stockroom.db.base import utcnow
+from stockroom.context import Context
 from stockroom.events.models import OutboxEvent
 from stockroom.events.wakeup import mark_outbox_pending
-from stockroom.http.context import Context
+from stockroom.types import utcnow
 
 # Field names that never enter an event, whatever the caller passes.
 _SECRET_NAME = re.compile(r"(password|passwd|secret|token|hash|api_?key)", re.IGNORECASE)

@@ -44,7 +44,6 @@ from pymongo.errors import BulkWriteError
 from sqlalchemy import Row, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stockroom.db.base import utcnow
 from stockroom.events import rollups
 from stockroom.events.documents import to_document
 from stockroom.events.metrics import (
@@ -58,6 +57,7 @@ from stockroom.events.models import OutboxEvent
 from stockroom.events.store import EventStore
 from stockroom.events.wakeup import subscription
 from stockroom.settings import Settings
+from stockroom.types import utcnow
 
 log = structlog.get_logger("stockroom.relay")
 

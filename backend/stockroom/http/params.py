@@ -1,10 +1,12 @@
 """Query parameter types shared by list, report and activity routes."""
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator
+
+from stockroom.types import as_utc
 
 _NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
 
@@ -19,9 +21,5 @@ def _reject_numbers(value: object) -> object:
     return value
 
 
-def _as_utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
-
-
-UtcDateTime = Annotated[datetime, BeforeValidator(_reject_numbers), AfterValidator(_as_utc)]
-"""An ISO 8601 date-time; one without an offset is taken as UTC."""
+UtcDateTime = Annotated[datetime, BeforeValidator(_reject_numbers), AfterValidator(as_utc)]
+"""An ISO 8601 date-time, as UTC; one without an offset is taken as UTC."""

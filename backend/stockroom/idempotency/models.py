@@ -10,7 +10,8 @@ from sqlalchemy import DateTime, Index, Integer, String, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stockroom.db.base import Base, utcnow
+from stockroom.db.base import Base
+from stockroom.types import utcnow
 
 MAX_KEY_LENGTH = 255
 

@@ -10,9 +10,9 @@ from sqlalchemy import func, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.db.base import utcnow
 from stockroom.idempotency.keys import IdempotencyKey, IdempotencyKeyReused, StoredResponse
 from stockroom.idempotency.models import IdempotencyKeyRecord
+from stockroom.types import utcnow
 
 # One claim in this many also prunes a bounded batch of expired keys.
 _PRUNE_ONE_IN = 200

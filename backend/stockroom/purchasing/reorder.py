@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.context import Context
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.pagination import Page, PageParams
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.purchasing import repository

@@ -28,8 +28,8 @@ from stockroom.stock.order_schemas import (
     distinct_lines,
     distinct_products,
 )
-from stockroom.stock.schemas import MoneyStr, Note, Quantity, Reference
-from stockroom.types import NOT_NULL, MoneyIn
+from stockroom.stock.schemas import Note, Quantity, Reference
+from stockroom.types import NOT_NULL, MoneyIn, MoneyStr
 
 Number = Annotated[str, StringConstraints(max_length=20)]
 

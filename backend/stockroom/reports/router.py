@@ -11,7 +11,7 @@ from fastapi.routing import APIRoute
 
 from stockroom.auth.deps import require
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.params import UtcDateTime

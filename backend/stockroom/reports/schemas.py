@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated
 
-from pydantic import BaseModel, Field, PlainSerializer
+from pydantic import BaseModel, Field
 
-MoneyStr = Annotated[
-    Decimal,
-    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
-]
+from stockroom.types import MoneyStr
 
 
 class SalesGroupBy(StrEnum):

@@ -24,8 +24,8 @@ from stockroom.stock.order_schemas import (
     distinct_lines,
     distinct_products,
 )
-from stockroom.stock.schemas import MoneyStr, Note, Quantity, Reference
-from stockroom.types import NOT_NULL, SAFE_TEXT, MoneyIn
+from stockroom.stock.schemas import Note, Quantity, Reference
+from stockroom.types import NOT_NULL, SAFE_TEXT, MoneyIn, MoneyStr
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT

@@ -17,11 +17,11 @@ from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
 
 from stockroom import events
-from stockroom.db.base import utcnow, uuid7
+from stockroom.context import Context
+from stockroom.db.base import uuid7
 from stockroom.db.numbers import next_number
 from stockroom.db.session import transaction
 from stockroom.events.recorder import compute_changes
-from stockroom.http.context import Context
 from stockroom.http.errors import PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import Page, PageParams, Sort
@@ -48,6 +48,7 @@ from stockroom.sales.schemas import (
 )
 from stockroom.stock import reservations
 from stockroom.stock.errors import InvalidTransition
+from stockroom.types import utcnow
 
 Status = SalesOrderStatus
 _ORDER_COLUMNS = tuple(

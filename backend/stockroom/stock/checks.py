@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.http.context import Context
+from stockroom.context import Context
 from stockroom.stock import repository
 from stockroom.stock.errors import (
     InactiveProduct,

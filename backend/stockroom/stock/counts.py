@@ -10,9 +10,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
-from stockroom.db.base import utcnow
+from stockroom.context import Context
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.pagination import Page, PageParams
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.stock import ledger, repository
@@ -21,6 +20,7 @@ from stockroom.stock.errors import CountNotFound, InvalidTransition
 from stockroom.stock.ledger import Line
 from stockroom.stock.models import CountStatus, MovementType, StockCount
 from stockroom.stock.schemas import CountCreate, CountRead
+from stockroom.types import utcnow
 
 # Counts applied without review within this window share one COUNT_VARIANCE_THRESHOLD.
 COUNT_REVIEW_WINDOW = timedelta(hours=24)

@@ -31,10 +31,10 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.db.base import utcnow, uuid7
+from stockroom.context import Context
+from stockroom.db.base import uuid7
 from stockroom.events.recorder import next_event_stamp, payload_origin
 from stockroom.events.wakeup import mark_outbox_pending, wake_relays
-from stockroom.http.context import Context
 from stockroom.http.errors import AppError
 from stockroom.stock.errors import (
     InactiveProduct,
@@ -47,6 +47,7 @@ from stockroom.stock.errors import (
 )
 from stockroom.stock.models import MovementType
 from stockroom.stock.schemas import MovementRead
+from stockroom.types import utcnow
 
 _NUMERIC_OUT_OF_RANGE = "22003"
 

@@ -15,7 +15,8 @@ from enum import StrEnum
 from sqlalchemy import CheckConstraint, ForeignKey, Index, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from stockroom.db.base import Base, UUIDPrimaryKey, utcnow
+from stockroom.db.base import Base, UUIDPrimaryKey
+from stockroom.types import utcnow
 
 
 class MovementType(StrEnum):

@@ -8,8 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
+from stockroom.context import Context
 from stockroom.db.session import single_statement, transaction
-from stockroom.http.context import Context
 from stockroom.http.pagination import Page, PageParams
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.stock import ledger, repository
@@ -21,8 +21,7 @@ from stockroom.stock.errors import (
 )
 from stockroom.stock.ledger import Line
 from stockroom.stock.models import MovementType
-from stockroom.stock.repository import MovementFilter
-from stockroom.stock.schemas import MovementCreate, MovementRead
+from stockroom.stock.schemas import MovementCreate, MovementFilter, MovementRead
 
 
 def line_of(data: MovementCreate) -> Line:

@@ -19,7 +19,6 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.catalog.models import Product, Warehouse
-from stockroom.db.base import utcnow
 from stockroom.http.pagination import PageParams
 from stockroom.stock.models import (
     CountStatus,
@@ -29,6 +28,8 @@ from stockroom.stock.models import (
     StockTransfer,
     TransferStatus,
 )
+from stockroom.stock.schemas import MovementFilter
+from stockroom.types import utcnow
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,16 +148,6 @@ async def lock_level(session: AsyncSession, product_id: uuid.UUID, warehouse_id:
 
 
 # --- movements -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MovementFilter:
-    product_id: uuid.UUID | None = None
-    warehouse_id: uuid.UUID | None = None
-    type: str | None = None
-    reference: str | None = None
-    created_from: datetime | None = None
-    created_to: datetime | None = None
 
 
 def add_movement(session: AsyncSession, **values: Any) -> StockMovement:

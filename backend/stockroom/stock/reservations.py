@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.http.context import Context
+from stockroom.context import Context
 from stockroom.stock import order_repository
 from stockroom.stock.errors import (
     InactiveProduct,

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from stockroom.auth.deps import AppSettings, WriteContext, ensure_permissions, require
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
@@ -25,13 +25,13 @@ from stockroom.http.params import UtcDateTime
 from stockroom.idempotency import StoredResponse
 from stockroom.stock import service
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
-from stockroom.stock.repository import MovementFilter
 from stockroom.stock.schemas import (
     ADJUST_MOVEMENT_TYPES,
     CountCreate,
     CountRead,
     LowStockProduct,
     MovementCreate,
+    MovementFilter,
     MovementRead,
     ReverseRequest,
     StockLevelRead,

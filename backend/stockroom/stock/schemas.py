@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainSerializer,
     StringConstraints,
     model_validator,
 )
 
 from stockroom.stock.models import CountStatus, MovementType, TransferStatus
-from stockroom.types import SAFE_TEXT, WHOLE_NUMBER, MoneyIn
+from stockroom.types import SAFE_TEXT, WHOLE_NUMBER, MoneyIn, MoneyStr
 
-MoneyStr = Annotated[
-    Decimal,
-    PlainSerializer(lambda d: f"{d:.2f}", return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "format": "decimal", "example": "10.50"}),
-]
 # One movement moves at most a million units: far beyond any real one, and far from int4 limits.
 MAX_QUANTITY = 1_000_000
 Quantity = Annotated[int, Field(strict=True, gt=0, le=MAX_QUANTITY), WHOLE_NUMBER]
@@ -246,3 +240,13 @@ class CountRead(_Out):
     created_at: datetime
     reviewed_by: uuid.UUID | None = None
     reviewed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MovementFilter:
+    product_id: uuid.UUID | None = None
+    warehouse_id: uuid.UUID | None = None
+    type: str | None = None
+    reference: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None

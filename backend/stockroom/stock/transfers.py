@@ -11,9 +11,9 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom import events
+from stockroom.context import Context
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.errors import ValidationFailed
 from stockroom.http.pagination import Page, PageParams
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent

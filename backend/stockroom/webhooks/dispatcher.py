@@ -26,9 +26,9 @@ from typing import Any
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from stockroom.activity.service import without_costs
-from stockroom.db.base import utcnow
 from stockroom.events.wakeup import subscription
+from stockroom.redaction import without_costs
+from stockroom.types import utcnow
 from stockroom.webhooks import repository, service
 from stockroom.webhooks.client import AttemptOutcome, WebhookClient
 from stockroom.webhooks.metrics import (

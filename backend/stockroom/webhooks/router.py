@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from stockroom.auth.deps import WriteContext, ensure_permissions, require
 from stockroom.auth.permissions import Perm
-from stockroom.auth.repository import Principal
+from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag

@@ -13,12 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
 from stockroom import events
-from stockroom.db.base import utcnow
+from stockroom.context import Context
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.errors import PreconditionFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import PageParams
+from stockroom.types import utcnow
 from stockroom.webhooks import repository
 from stockroom.webhooks.errors import (
     DeliveryNotFailed,

@@ -17,11 +17,11 @@ from stockroom.auth import repository
 from stockroom.auth.errors import EmailTaken, GrantBeyondOwnPermissions, UserNotFound
 from stockroom.auth.hashing import hash_password
 from stockroom.auth.models import User
-from stockroom.auth.repository import Principal, UserView
+from stockroom.auth.repository import UserView
 from stockroom.auth.schemas import TokenPair
 from stockroom.auth.tokens import create_access_token, hash_refresh_token, new_refresh_token
+from stockroom.context import Actor, Context, Principal
 from stockroom.db.base import uuid7
-from stockroom.http.context import Actor, Context
 from stockroom.settings import Settings
 
 ADMIN_ROLE = "admin"

@@ -13,9 +13,9 @@ from stockroom.auth import repository
 from stockroom.auth.hashing import hash_password
 from stockroom.auth.models import UserRole
 from stockroom.auth.service._shared import ADMIN_ROLE, end_sessions, insert_user, user_view
-from stockroom.db.base import utcnow
+from stockroom.context import Context
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
+from stockroom.types import utcnow
 
 
 async def record_permission_denied(

@@ -17,7 +17,7 @@ from stockroom.auth.errors import (
     WrongPassword,
 )
 from stockroom.auth.hashing import hash_password, verify_password
-from stockroom.auth.repository import Principal, UserView
+from stockroom.auth.repository import UserView
 from stockroom.auth.schemas import PasswordChange, ProfileUpdate
 from stockroom.auth.service._shared import (
     USER_FIELDS,
@@ -27,8 +27,8 @@ from stockroom.auth.service._shared import (
     snapshot_user,
     user_view,
 )
+from stockroom.context import Context, Principal
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.etag import check_if_match
 from stockroom.settings import Settings
 

@@ -11,12 +11,12 @@ from stockroom import events
 from stockroom.auth import repository
 from stockroom.auth.errors import RoleExists, RoleNotFound, SystemRoleImmutable
 from stockroom.auth.models import Role
-from stockroom.auth.repository import Principal, RoleView
+from stockroom.auth.repository import RoleView
 from stockroom.auth.schemas import RoleCreate, RoleUpdate
 from stockroom.auth.service._shared import ensure_may_grant
-from stockroom.db.base import utcnow
+from stockroom.context import Context, Principal
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
+from stockroom.types import utcnow
 
 
 async def list_roles(

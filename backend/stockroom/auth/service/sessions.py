@@ -22,7 +22,7 @@ from stockroom.auth.errors import (
     RegistrationClosed,
 )
 from stockroom.auth.hashing import hash_password, verify_password
-from stockroom.auth.repository import Principal, UserView
+from stockroom.auth.repository import UserView
 from stockroom.auth.schemas import RegisterRequest, TokenPair
 from stockroom.auth.service._shared import (
     acting_as,
@@ -33,8 +33,8 @@ from stockroom.auth.service._shared import (
     user_view,
 )
 from stockroom.auth.tokens import hash_refresh_token
+from stockroom.context import Context, Principal
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.settings import Settings
 
 logger = structlog.get_logger("stockroom.auth")

@@ -17,7 +17,7 @@ from stockroom.auth import repository
 from stockroom.auth.errors import EmailTaken, LastAdmin, UserNotFound, unknown_roles
 from stockroom.auth.hashing import hash_password
 from stockroom.auth.models import Role
-from stockroom.auth.repository import Principal, UserView
+from stockroom.auth.repository import UserView
 from stockroom.auth.schemas import UserCreate, UserUpdate
 from stockroom.auth.service._shared import (
     ADMIN_ROLE,
@@ -29,8 +29,8 @@ from stockroom.auth.service._shared import (
     snapshot_user,
     user_view,
 )
+from stockroom.context import Context, Principal
 from stockroom.db.session import transaction
-from stockroom.http.context import Context
 from stockroom.http.etag import check_if_match
 
 

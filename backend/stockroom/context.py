@@ -1,4 +1,8 @@
-"""Who did what, from where: carried into every use case and every activity event."""
+"""Who did what, from where: carried into every use case and every activity event.
+
+The bottom layer, so that `events`, every service and every router may use it without importing
+`http` or `auth`.
+"""
 
 from __future__ import annotations
 
@@ -25,3 +29,18 @@ class Context:
     def system(cls, request_id: str | None = None) -> Context:
         """The context of work not caused by a user request (CLI, migrations, relay)."""
         return cls(request_id=request_id)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """A user with their effective roles and permissions, as loaded for one request."""
+
+    id: uuid.UUID
+    email: str
+    full_name: str
+    is_active: bool
+    roles: tuple[str, ...]
+    permissions: frozenset[str]
+
+    def can(self, permission: str) -> bool:
+        return permission in self.permissions
