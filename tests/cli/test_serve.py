@@ -27,7 +27,9 @@ def test_serve_starts_embedded_postgres_and_keeps_data_across_restarts(tmp_path:
         assert ready["postgres"] == "ok"
         docs = httpx.get(f"{base}/docs")
         assert docs.status_code == 200
-        marker = httpx.get(f"{base}/openapi.json").json()["info"]["title"]
+        # The document is built on its first request (about 1 s idle, 3-6 s on a loaded CI
+        # host), longer than httpx's 5 s default allows for.
+        marker = httpx.get(f"{base}/openapi.json", timeout=30).json()["info"]["title"]
         assert marker == "Stockroom"
         # Stop and read what it printed: the URLs and the backends it uses.
         process.send_signal(signal.SIGTERM)
