@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-COST_KEYS = frozenset({"cost_price", "margin", "unit_cost", "cost"})
+COST_KEYS = frozenset({"cost_price", "margin", "unit_cost", "cost", "total_cost"})
 
 
 def without_costs(value: Any) -> Any:

@@ -31,8 +31,8 @@ from stockroom.purchasing.schemas import (
     ReorderRequest,
     ReorderResult,
     ReorderSuggestion,
-    without_costs,
 )
+from stockroom.redaction import without_costs
 
 router = APIRouter(prefix="/purchase-orders", tags=["purchasing"])
 reorder_router = APIRouter(prefix="/reorder-suggestions", tags=["purchasing"])

@@ -1,7 +1,7 @@
 """Request and response bodies of the purchase order routes.
 
 `unit_cost` and `total_cost` are present in the models; the router removes them for callers
-without costs:read (`without_costs`), in details, lists and replays alike.
+without costs:read (`stockroom.redaction.without_costs`), in details, lists and replays alike.
 """
 
 from __future__ import annotations
@@ -123,21 +123,6 @@ class PurchaseOrderRead(_Out):
 
 def total_cost(lines: list[PurchaseOrderLineRead]) -> Decimal:
     return sum((line.quantity * (line.unit_cost or Decimal(0)) for line in lines), Decimal("0.00"))
-
-
-def without_costs(body: Any) -> Any:
-    """An order's JSON body (a page of them, or the orders made from reorder suggestions)
-    without its cost fields."""
-    if isinstance(body, dict):
-        for many in ("items", "purchase_orders"):
-            if many in body:
-                return {**body, many: [without_costs(item) for item in body[many]]}
-        body = {k: v for k, v in body.items() if k != "total_cost"}
-        if isinstance(body.get("lines"), list):
-            body["lines"] = [
-                {k: v for k, v in line.items() if k != "unit_cost"} for line in body["lines"]
-            ]
-    return body
 
 
 class ReorderSuggestion(_Out):

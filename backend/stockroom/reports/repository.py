@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import TextClause, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.reports.schemas import PurchasesGroupBy, SalesGroupBy
@@ -51,6 +51,13 @@ SELECT key, label, units, round(revenue, 2) AS revenue, cost, round(revenue, 2) 
  ORDER BY {order}
 """
 
+# Both summaries group by the UTC day of each movement the same way (key, label, order).
+_BY_DAY = (
+    "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    "key",
+)
+
 _GROUPS: dict[SalesGroupBy, tuple[str, str, str]] = {
     SalesGroupBy.CATEGORY: (
         "coalesce(c.id::text, 'uncategorized')",
@@ -59,16 +66,22 @@ _GROUPS: dict[SalesGroupBy, tuple[str, str, str]] = {
     ),
     SalesGroupBy.PRODUCT: ("p.id::text", "p.name", "revenue DESC, label, key"),
     SalesGroupBy.WAREHOUSE: ("w.id::text", "w.name", "revenue DESC, label, key"),
-    SalesGroupBy.DAY: (
-        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        "key",
-    ),
+    SalesGroupBy.DAY: _BY_DAY,
 }
 _SALES_STATEMENTS = {
     group: text(_SALES_SUMMARY.format(key=key, label=label, order=order))
     for group, (key, label, order) in _GROUPS.items()
 }
+
+
+async def _summary_rows(
+    session: AsyncSession,
+    statement: TextClause,
+    date_from: datetime | None,
+    date_to: datetime | None,
+) -> list[Any]:
+    result = await session.execute(statement, {"date_from": date_from, "date_to": date_to})
+    return list(result.all())
 
 
 async def sales_summary(
@@ -77,10 +90,7 @@ async def sales_summary(
     date_from: datetime | None,
     date_to: datetime | None,
 ) -> list[Any]:
-    result = await session.execute(
-        _SALES_STATEMENTS[group_by], {"date_from": date_from, "date_to": date_to}
-    )
-    return list(result.all())
+    return await _summary_rows(session, _SALES_STATEMENTS[group_by], date_from, date_to)
 
 
 # Purchases are receipts (of a purchase order or posted directly) and reversals of receipts, which
@@ -121,11 +131,7 @@ _PURCHASE_GROUPS: dict[PurchasesGroupBy, tuple[str, str, str]] = {
     ),
     PurchasesGroupBy.PRODUCT: ("p.id::text", "p.name", "units DESC, label, key"),
     PurchasesGroupBy.WAREHOUSE: ("w.id::text", "w.name", "units DESC, label, key"),
-    PurchasesGroupBy.DAY: (
-        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        "to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-        "key",
-    ),
+    PurchasesGroupBy.DAY: _BY_DAY,
 }
 _PURCHASE_STATEMENTS = {
     group: text(_PURCHASES_SUMMARY.format(key=key, label=label, order=order))
@@ -139,10 +145,7 @@ async def purchases_summary(
     date_from: datetime | None,
     date_to: datetime | None,
 ) -> list[Any]:
-    result = await session.execute(
-        _PURCHASE_STATEMENTS[group_by], {"date_from": date_from, "date_to": date_to}
-    )
-    return list(result.all())
+    return await _summary_rows(session, _PURCHASE_STATEMENTS[group_by], date_from, date_to)
 
 
 _VALUATION = text(

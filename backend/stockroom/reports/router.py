@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
 from stockroom.auth.deps import require
 from stockroom.auth.permissions import Perm
@@ -15,6 +17,7 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.params import UtcDateTime
+from stockroom.redaction import without_costs
 from stockroom.reports import service
 from stockroom.reports.schemas import (
     PurchasesGroupBy,
@@ -25,6 +28,11 @@ from stockroom.reports.schemas import (
 )
 
 router = APIRouter(prefix="/reports", tags=["reports"])
+
+
+def _rows_response(rows: Sequence[BaseModel], with_costs: bool) -> JSONResponse:
+    body = [row.model_dump(mode="json") for row in rows]
+    return JSONResponse(body if with_costs else without_costs(body))
 
 
 @router.get(
@@ -59,8 +67,7 @@ async def sales_summary(
         date_to=date_to,
         with_costs=with_costs,
     )
-    exclude = None if with_costs else {"cost", "margin"}
-    return JSONResponse([row.model_dump(mode="json", exclude=exclude) for row in rows])
+    return _rows_response(rows, with_costs)
 
 
 @router.get(
@@ -94,8 +101,7 @@ async def purchases_summary(
         date_to=date_to,
         with_costs=with_costs,
     )
-    exclude = None if with_costs else {"cost"}
-    return JSONResponse([row.model_dump(mode="json", exclude=exclude) for row in rows])
+    return _rows_response(rows, with_costs)
 
 
 @router.get(
