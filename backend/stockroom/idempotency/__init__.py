@@ -27,8 +27,8 @@ from stockroom.idempotency.keys import (
     request_fingerprint,
 )
 from stockroom.idempotency.models import IdempotencyKeyRecord
-from stockroom.idempotency.repository import prune_expired
-from stockroom.idempotency.service import run_idempotent
+from stockroom.idempotency.repository import claim_argument, prune_expired
+from stockroom.idempotency.service import remember_refusal, run_idempotent
 
 __all__ = [
     "IdempotencyKey",
@@ -36,7 +36,9 @@ __all__ = [
     "IdempotencyKeyReused",
     "IdempotentRequestInProgress",
     "StoredResponse",
+    "claim_argument",
     "prune_expired",
+    "remember_refusal",
     "request_fingerprint",
     "run_idempotent",
 ]

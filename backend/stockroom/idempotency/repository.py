@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from typing import Any
@@ -17,6 +18,30 @@ from stockroom.types import utcnow
 # One claim in this many also prunes a bounded batch of expired keys.
 _PRUNE_ONE_IN = 200
 _PRUNE_BATCH = 1000
+
+
+def prune_now() -> bool:
+    """Whether this claim also prunes a batch of expired keys (one in `_PRUNE_ONE_IN`)."""
+    return random.randrange(_PRUNE_ONE_IN) == 0
+
+
+def claim_argument(claim: IdempotencyKey, status: int) -> str:
+    """The claim as the JSON argument of a SQL function that claims, looks up and stores the key
+    in one statement (`stock_post_keyed`, migration 0014): what `try_lock`, `stored` and `save`
+    below are given, and the status to store a fresh response with."""
+    return json.dumps(
+        {
+            "user_id": str(claim.user_id),
+            "route": claim.route,
+            "key": claim.key,
+            "request_hash": claim.request_hash,
+            "lock_id": claim.lock_id,
+            "ttl_seconds": claim.ttl.total_seconds(),
+            "status": status,
+            "prune": prune_now(),
+            "prune_limit": _PRUNE_BATCH,
+        }
+    )
 
 
 async def try_lock(session: AsyncSession, claim: IdempotencyKey) -> bool:
@@ -65,7 +90,7 @@ async def save(session: AsyncSession, claim: IdempotencyKey, status: int, body: 
         set_={k: statement.excluded[k] for k in values if k not in {"user_id", "route", "key"}},
     )
     await session.execute(statement)
-    if random.randrange(_PRUNE_ONE_IN) == 0:
+    if prune_now():
         await prune_expired(session, claim.ttl, limit=_PRUNE_BATCH)
 
 

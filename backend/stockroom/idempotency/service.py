@@ -43,15 +43,26 @@ async def run_idempotent(
             await repository.save(session, claim, status, result.model_dump(mode="json"))
             return result
     except AppError as exc:
-        if exc.status >= 500 or exc.status == 422 or exc.status in {401, 403}:
-            raise
-        if isinstance(exc, IdempotentRequestInProgress):
-            raise
-        await _save_error(session, claim, exc)
+        await remember_refusal(session, claim, exc)
         raise
 
 
-async def _save_error(session: AsyncSession, claim: IdempotencyKey, exc: AppError) -> None:
+def is_stored(exc: AppError) -> bool:
+    """Whether a refusal is kept for the key's retries: client errors, except 422 (fix the
+    request and retry), 401/403 (they depend on the caller, not the request) and the claim's
+    own 409 (the first request's outcome will be the stored one)."""
+    if exc.status >= 500 or exc.status == 422 or exc.status in {401, 403}:
+        return False
+    return not isinstance(exc, IdempotentRequestInProgress)
+
+
+async def remember_refusal(session: AsyncSession, claim: IdempotencyKey, exc: AppError) -> None:
+    """Store `exc`'s problem body for the key, in a transaction of its own, if `is_stored`.
+
+    For use cases that claim the key themselves (in one statement with their write) and were
+    refused before writing anything."""
+    if not is_stored(exc):
+        return
     async with transaction(session):
         if not await repository.try_lock(session, claim):
             return  # a retry is already running; its outcome will be the stored one

@@ -11,6 +11,9 @@ nothing and comes back as one reason, which this module raises as the contract's
   caller's transaction commits or rolls back everything together.
 - `post_movements_now(connection, lines, ctx)`: the statement is its own transaction (the driver
   connection must have none open); the hot path of `POST /stock-movements`.
+- `post_movement_keyed_now(connection, line, ctx, claim)`: the same for one line made idempotent
+  by an `Idempotency-Key`, claim, lookup, posting and stored response in one statement
+  (`stock_post_keyed`, migration 0014).
 
 Lines are set-based: N lines are one statement. Several lines on one level are applied in line
 order (each movement's `on_hand_after` is its running total) and every intermediate on hand must
@@ -36,6 +39,13 @@ from stockroom.db.base import uuid7
 from stockroom.events.recorder import next_event_stamp, payload_origin
 from stockroom.events.wakeup import mark_outbox_pending, wake_relays
 from stockroom.http.errors import AppError
+from stockroom.idempotency import (
+    IdempotencyKey,
+    IdempotencyKeyReused,
+    IdempotentRequestInProgress,
+    StoredResponse,
+    claim_argument,
+)
 from stockroom.stock.errors import (
     InactiveProduct,
     InactiveWarehouse,
@@ -239,3 +249,43 @@ async def post_movements_now(
     if movements:
         wake_relays()
     return movements
+
+
+_CALL_KEYED = "SELECT * FROM stock_post_keyed($1::jsonb, $2::jsonb, $3::jsonb)"
+
+
+async def post_movement_keyed_now(
+    connection: asyncpg.Connection,
+    line: Line,
+    ctx: Context,
+    claim: IdempotencyKey,
+    *,
+    status: int = 201,
+) -> MovementRead | StoredResponse:
+    """`post_movements_now` of one line, made idempotent by `claim` in the same statement.
+
+    Returns the fresh movement (read from the response body the function stored with the key,
+    so the first response and its replays carry the same JSON), or the stored response of an
+    earlier request with the same key. Raises `IdempotentRequestInProgress` (409) while another
+    request holds the key, `IdempotencyKeyReused` (422) for another request under the key, and
+    the posting's own refusals (the caller stores those: `idempotency.remember_refusal`).
+    """
+    encoded, context = _arguments([line], ctx)
+    try:
+        row = await connection.fetchrow(
+            _CALL_KEYED, encoded, context, claim_argument(claim, status)
+        )
+    except asyncpg.NumericValueOutOfRangeError:
+        raise StockLimitExceeded() from None
+    assert row is not None
+    reason = row["reason"]
+    if reason is None:
+        wake_relays()
+        return MovementRead.model_validate_json(row["body"])
+    if reason == "replay":
+        return StoredResponse(status=row["status"], body=json.loads(row["body"]))
+    if reason == "idempotency_request_in_progress":
+        raise IdempotentRequestInProgress()
+    if reason == "idempotency_key_reused":
+        raise IdempotencyKeyReused()
+    raise _refusal(row, [line])

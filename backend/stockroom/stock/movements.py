@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stockroom import events
 from stockroom.context import Context
 from stockroom.db.session import single_statement, transaction
+from stockroom.http.errors import AppError
 from stockroom.http.pagination import Page, PageParams
-from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
+from stockroom.idempotency import IdempotencyKey, StoredResponse, remember_refusal, run_idempotent
 from stockroom.stock import ledger, repository
 from stockroom.stock.errors import (
     AlreadyReversed,
@@ -53,22 +54,20 @@ async def post_movement(session: AsyncSession, data: MovementCreate, ctx: Contex
     return movement
 
 
-async def _post_in_transaction(
-    session: AsyncSession, data: MovementCreate, ctx: Context
-) -> MovementRead:
-    [movement] = await ledger.post_movements(session, [line_of(data)], ctx)
-    return movement
-
-
 async def post_movement_idempotent(
     session: AsyncSession, data: MovementCreate, ctx: Context, key: IdempotencyKey | None
 ) -> MovementRead | StoredResponse:
-    """`post_movement`, replaying the stored response when `key` was already used."""
+    """`post_movement`, replaying the stored response when `key` was already used: with a key,
+    still one statement (`ledger.post_movement_keyed_now`), plus a follow-up transaction that
+    stores a refusal for the key's retries."""
     if key is None:
         return await post_movement(session, data, ctx)
-    return await run_idempotent(
-        session, key, lambda: _post_in_transaction(session, data, ctx), status=201
-    )
+    try:
+        async with single_statement(session) as connection:
+            return await ledger.post_movement_keyed_now(connection, line_of(data), ctx, key)
+    except AppError as exc:
+        await remember_refusal(session, key, exc)
+        raise
 
 
 async def get_movement(session: AsyncSession, movement_id: uuid.UUID) -> MovementRead:
