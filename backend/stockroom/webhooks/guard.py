@@ -25,6 +25,8 @@ from typing import Any
 import httpcore
 import httpx
 
+from stockroom.webhooks.network import AsyncioBackend
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[Address]]]
 
@@ -177,7 +179,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, guard: TargetGuard, inner: httpcore.AsyncNetworkBackend | None = None):
         self.guard = guard
-        self.inner = inner or httpcore.AnyIOBackend()
+        self.inner = inner or AsyncioBackend()
 
     async def connect_tcp(
         self,
