@@ -92,6 +92,37 @@ def serve_process(data_dir: Path | None = None, **env: str) -> Iterator[tuple[st
             shutil.rmtree(data_dir.parent, ignore_errors=True)
 
 
+@contextmanager
+def cli_process(
+    data_dir: Path, *args: str, ready: str = "Ctrl-C to stop", **env: str
+) -> Iterator[int]:
+    """A long-running `stockroom <args>` (e.g. `relay`) on the data dir of a running `serve`;
+    yields its process id once it printed `ready`; stopped (SIGTERM) afterwards."""
+    log_path = data_dir.parent / f"{'-'.join(args)}-{os.getpid()}.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "stockroom.cli", *args],
+            env=server_env(data_dir, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + READY_TIMEOUT_S
+            while ready not in log_path.read_text():
+                if process.poll() is not None:
+                    raise RuntimeError(f"`stockroom {' '.join(args)}` exited; see {log_path}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"`stockroom {' '.join(args)}` not ready; see {log_path}")
+                time.sleep(0.2)
+            yield process.pid
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
 def login(base: str, email: str = ADMIN_EMAIL, password: str = ADMIN_PASSWORD) -> str:
     response = httpx.post(
         f"{base}/api/v1/auth/login-json", json={"email": email, "password": password}
@@ -118,7 +149,7 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
     """utime + stime of one process (Linux /proc), 0 when unavailable."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -154,5 +185,5 @@ class CpuMeter:
         return [postmaster, *_children(postmaster)]
 
     def read(self) -> tuple[float, float]:
-        api = sum(_cpu_seconds(p) for p in [self.api_pid, *_children(self.api_pid)])
-        return api, sum(_cpu_seconds(p) for p in self._postgres_pids())
+        api = sum(cpu_seconds(p) for p in [self.api_pid, *_children(self.api_pid)])
+        return api, sum(cpu_seconds(p) for p in self._postgres_pids())

@@ -2,17 +2,29 @@
 endpoints subscribed to `stock.*`, delivering to a receiver on 127.0.0.1.
 
     uv run python bench/webhooks.py [--rate 200] [--seconds 15] [--endpoints 3]
+        [--dispatcher separate|in-process] [--relay off|on]
 
-Starts `stockroom serve` (embedded PostgreSQL, dispatcher and relay inside it, private targets
-allowed for the local receiver) and, in this process, a minimal HTTP/1.1 keep-alive receiver
-that answers 204 to everything. Then, in one run:
+Starts `stockroom serve` (embedded PostgreSQL, private targets allowed for the local receiver)
+and, in this process, a minimal HTTP/1.1 keep-alive receiver that answers 204 to everything.
+
+- `--dispatcher separate` (default): the API runs with `WEBHOOK_DISPATCHER_ENABLED=false` and a
+  `stockroom relay` process on the same database runs the dispatcher (a deployment that
+  separates the API from its background work); `in-process`: the dispatcher inside `serve`.
+- `--relay off` (default): `RELAY_ENABLED=false`, no events copied to the event store. With
+  MONGODB_URL unset the store is mongomock inside the API process, whose writes cost the API
+  ~2.5 ms CPU per movement (an artifact of the embedded store: production relays to MongoDB,
+  from `stockroom relay` or the API). Deliveries do not depend on the relay: PostgreSQL fans
+  events out to deliveries in the posting transaction. `on`: the in-process relay runs.
+
+Then, in one run:
 
 1. without subscriptions: `--seconds` of `POST /stock-movements` (receipts of 1 unit over 50
    products) started at `--rate` per second;
 2. the same with `--endpoints` endpoints subscribed to `stock.*`.
 
-Printed: per phase the POST latency p50/p99 and the CPU the API process and PostgreSQL spent
-per movement (the write path's cost, and its ratio with/without subscriptions); for phase 2 the
+Printed: the configuration; per phase the POST latency p50/p99 and the CPU the API process,
+PostgreSQL and the separate dispatcher process spent per movement (the write path's cost, and
+its ratio with/without subscriptions); the dispatcher's CPU per delivery; for phase 2 the
 deliveries per second while the load ran and the commit-to-delivery delay p50/p99/max of the
 movements' events, for every (movement, endpoint): from the event's `occurred_at` (set inside
 the posting transaction, so at most the transaction's tail before its commit) to the delivery's
@@ -23,7 +35,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import statistics
 import sys
 import time
@@ -36,7 +50,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _harness import CpuMeter, login, percentile, serve_process
+from _harness import CpuMeter, cli_process, cpu_seconds, login, percentile, serve_process
 
 PRODUCTS = 50
 DRAIN_TIMEOUT_S = 60.0
@@ -84,6 +98,7 @@ class Phase:
     failures: int = 0
     cpu_api_s: float = 0.0
     cpu_pg_s: float = 0.0
+    cpu_dispatcher_s: float = 0.0
     started: float = 0.0
     ended: float = 0.0
 
@@ -131,13 +146,31 @@ def movement_of(event: dict[str, Any]) -> str | None:
 
 
 async def run(args: argparse.Namespace) -> None:
+    load_before = f"{os.getloadavg()[0]:.2f}"
     receiver = Receiver()
     server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    env = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "RELAY_ENABLED": "true"}
-    with serve_process(None, **env) as (base, data_dir, pid):
+    separate = args.dispatcher == "separate"
+    env = {
+        "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+        "RELAY_ENABLED": "true" if args.relay == "on" else "false",
+        "WEBHOOK_DISPATCHER_ENABLED": "false" if separate else "true",
+    }
+    with contextlib.ExitStack() as stack:
+        base, data_dir, pid = stack.enter_context(serve_process(None, **env))
+        dispatcher_pid = (
+            stack.enter_context(
+                cli_process(data_dir, "relay", WEBHOOK_ALLOW_PRIVATE_TARGETS="true")
+            )
+            if separate
+            else None
+        )
         token = await asyncio.to_thread(login, base)
         meter = CpuMeter(pid, data_dir)
+
+        def dispatcher_cpu() -> float:
+            return cpu_seconds(dispatcher_pid) if dispatcher_pid else 0.0
+
         # Idle connections are dropped before the server drops them (uvicorn: after 5 s).
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
         async with httpx.AsyncClient(
@@ -169,12 +202,14 @@ async def run(args: argparse.Namespace) -> None:
                         )  # fmt: skip
                         assert created.status_code == 201, created.text
                 api_before, pg_before = meter.read()
+                dispatcher_before = dispatcher_cpu()
                 phases[name] = await post_at_rate(
                     client, args.rate, args.seconds, products, warehouse
                 )
                 api_after, pg_after = meter.read()
                 phases[name].cpu_api_s = api_after - api_before
                 phases[name].cpu_pg_s = pg_after - pg_before
+                phases[name].cpu_dispatcher_s = dispatcher_cpu() - dispatcher_before
 
             with_phase = phases["with"]
             expected = len(with_phase.acked) * args.endpoints
@@ -204,8 +239,17 @@ async def run(args: argparse.Namespace) -> None:
 
     print(f"rate {args.rate:g}/s for {args.seconds:g} s per phase, {PRODUCTS} products, "
           f"{args.endpoints} endpoints on stock.* in phase 2")  # fmt: skip
+    print(
+        "configuration: dispatcher "
+        + ("in a separate `stockroom relay` process (API: WEBHOOK_DISPATCHER_ENABLED=false)"
+           if separate else "inside `stockroom serve`")
+        + "; relay to the in-process event store "
+        + ("on (mongomock in the API process)" if args.relay == "on" else
+           "off (RELAY_ENABLED=false)")
+        + f"; load average before {load_before}, after {os.getloadavg()[0]:.2f}"
+    )  # fmt: skip
     print(f"{'phase':<22}{'movements':>10}{'fail':>6}{'POST p50':>10}{'POST p99':>10}"
-          f"{'API cpu/mv':>12}{'PG cpu/mv':>11}")  # fmt: skip
+          f"{'API cpu/mv':>12}{'PG cpu/mv':>11}{'disp cpu/mv':>13}")  # fmt: skip
     for name, phase in phases.items():
         n = max(1, len(phase.latencies))
         print(
@@ -213,20 +257,27 @@ async def run(args: argparse.Namespace) -> None:
             f"{percentile(phase.latencies, 0.5) * 1000:>8.1f}ms"
             f"{percentile(phase.latencies, 0.99) * 1000:>8.1f}ms"
             f"{phase.cpu_api_s / n * 1000:>10.2f}ms{phase.cpu_pg_s / n * 1000:>9.2f}ms"
+            f"{phase.cpu_dispatcher_s / n * 1000:>11.2f}ms"
         )
     without, with_ = phases["without"], phases["with"]
 
     def per_movement(p: Phase) -> float:
-        return (p.cpu_api_s + p.cpu_pg_s) / max(1, len(p.latencies))
+        return (p.cpu_api_s + p.cpu_pg_s + p.cpu_dispatcher_s) / max(1, len(p.latencies))
 
     print(
         f"write path with/without subscriptions: POST p50 x"
         f"{percentile(with_.latencies, 0.5) / percentile(without.latencies, 0.5):.2f}, "
         f"p99 x{percentile(with_.latencies, 0.99) / percentile(without.latencies, 0.99):.2f}, "
-        f"CPU (API + PostgreSQL, including the dispatcher's work) per movement "
+        f"CPU (API + PostgreSQL + dispatcher) per movement "
         f"x{per_movement(with_) / per_movement(without):.2f}"
     )
     span = with_.ended - with_.started
+    deliveries = max(1, len(delays))
+    print(
+        f"dispatcher CPU per delivery: {with_.cpu_dispatcher_s / deliveries * 1000:.2f} ms"
+        if separate
+        else "dispatcher CPU per delivery: inside the API's (use --dispatcher separate)"
+    )
     print(
         f"deliveries: {len(delays)}/{expected} delivered, {receiver.duplicates} duplicates; "
         f"{len(during) / span:.0f} deliveries/s while posting "
@@ -246,6 +297,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--endpoints", type=int, default=3)
+    parser.add_argument("--dispatcher", choices=("separate", "in-process"), default="separate")
+    parser.add_argument("--relay", choices=("off", "on"), default="off")
     asyncio.run(run(parser.parse_args()))
 
 

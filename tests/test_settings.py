@@ -98,6 +98,21 @@ def test_production_accepts_a_real_secret_and_closes_registration() -> None:
     assert settings.registration_open is False
 
 
+def test_production_refuses_private_webhook_targets(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ValidationError, match="WEBHOOK_ALLOW_PRIVATE_TARGETS"):
+        build(environment="production", secret_key="s" * 40, webhook_allow_private_targets=True)
+    with monkeypatch.context() as env:  # as a deployment sets it
+        env.setenv("ENVIRONMENT", "production")
+        env.setenv("SECRET_KEY", "s" * 40)
+        env.setenv("WEBHOOK_ALLOW_PRIVATE_TARGETS", "true")
+        with pytest.raises(ValidationError, match="refused when ENVIRONMENT=production"):
+            build()
+    # Where the contract allows it (development, tests, staging), and production without it.
+    assert build(environment="local", webhook_allow_private_targets=True)
+    assert build(environment="staging", secret_key="s" * 40, webhook_allow_private_targets=True)
+    assert not build(environment="production", secret_key="s" * 40).webhook_allow_private_targets
+
+
 def test_local_defaults_are_embedded_and_open() -> None:
     settings = build()
     assert settings.secret_key

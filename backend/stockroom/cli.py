@@ -103,10 +103,12 @@ def _run_uvicorn(host: str, port: int, workers: int, reload: bool) -> None:
 
 def relay() -> None:
     """Run the outbox relay in this process (for deployments that run it apart from the API),
-    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false."""
+    with the webhook dispatcher unless WEBHOOK_DISPATCHER_ENABLED=false. Without MONGODB_URL
+    (events relayed inside `serve`), the webhook dispatcher alone."""
     from stockroom.webhooks.lifespan import running_dispatcher
 
-    run_relay(running_dispatcher)  # webhooks: same process, own task
+    # webhooks: same process, own task
+    run_relay(running_dispatcher, companion_enabled=lambda s: s.webhook_dispatcher_enabled)
 
 
 @app.command("migrate")

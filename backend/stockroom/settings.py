@@ -144,6 +144,17 @@ class Settings(BaseSettings):
             self.secret_key = load_or_create_secret_key(self.stockroom_data_dir)
         return self
 
+    @model_validator(mode="after")
+    def _refuse_private_webhook_targets_in_production(self) -> Settings:
+        # The contract allows private targets for development and tests only: in production the
+        # setting would let anyone with webhooks:manage make the server call its own network.
+        if self.is_production and self.webhook_allow_private_targets:
+            raise InsecureSettingsError(
+                "WEBHOOK_ALLOW_PRIVATE_TARGETS=true is for development and tests; it is refused "
+                "when ENVIRONMENT=production (webhooks could reach the internal network)"
+            )
+        return self
+
     @property
     def registration_open(self) -> bool:
         if self.allow_registration is not None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Coroutine
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -139,30 +139,54 @@ def rebuild_rollups_command(
 Companion = Callable[[Settings, async_sessionmaker[AsyncSession]], AbstractAsyncContextManager[Any]]
 
 
-def run_relay(companion: Companion) -> None:
-    """Run the outbox relay in this process, with `companion` beside it, until a signal."""
+def run_relay(companion: Companion, *, companion_enabled: Callable[[Settings], bool]) -> None:
+    """Run the outbox relay in this process, with `companion` beside it, until a signal.
+
+    Without MONGODB_URL the events relay lives inside `stockroom serve` (its in-process store);
+    this process then runs the companion alone, if `companion_enabled` says it runs at all."""
     from stockroom.events.relay import Relay
     from stockroom.logs import configure_logging
 
     settings = _settings()
-    if not settings.mongodb_url:
+    relays_events = bool(settings.mongodb_url)
+    if not relays_events and not companion_enabled(settings):
         typer.echo(f"stockroom: {IN_PROCESS_EXPLANATION} Set MONGODB_URL to run a relay.", err=True)
         raise typer.Exit(2)
     configure_logging(settings)
 
     async def run() -> None:
-        async with (
-            _pipeline_resources(settings) as (sessionmaker, store),
-            companion(settings, sessionmaker),
-        ):
-            task = asyncio.create_task(Relay(sessionmaker, store, settings).run())
+        work: Coroutine[Any, Any, object]
+        async with AsyncExitStack() as stack:
+            if relays_events:
+                sessionmaker, store = await stack.enter_async_context(_pipeline_resources(settings))
+                work = Relay(sessionmaker, store, settings).run()
+                started = "outbox relay running; Ctrl-C to stop"
+            else:
+                sessionmaker = await stack.enter_async_context(
+                    commands.command_database(
+                        settings,
+                        pool_size=settings.database_pool_size,
+                        max_overflow=settings.database_max_overflow,
+                    )
+                )
+                work = asyncio.Event().wait()  # the companion's task does the work
+                started = (
+                    "MONGODB_URL is not set: events are relayed inside `stockroom serve`; "
+                    "running the webhook dispatcher only; Ctrl-C to stop"
+                )
+            await stack.enter_async_context(companion(settings, sessionmaker))
+            task = asyncio.create_task(work)
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 with contextlib.suppress(NotImplementedError):
                     loop.add_signal_handler(sig, task.cancel)
-            typer.echo("outbox relay running; Ctrl-C to stop")
+            typer.echo(started)
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             typer.echo("outbox relay stopped")
 
-    asyncio.run(run())
+    # uvloop, as `serve` runs on: the dispatcher's socket writes cost about half as much CPU.
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run())

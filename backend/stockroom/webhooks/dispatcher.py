@@ -19,7 +19,7 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,6 +51,9 @@ RETRY_DELAYS_S = (5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 36000.0)
 JITTER = 0.1
 DISABLE_AFTER = timedelta(days=5)
 GAUGES_EVERY_S = 1.0
+# The shortest time between two claims (see `Dispatcher.run`): what a delivery may wait for
+# its batch, at most.
+BATCH_WINDOW_S = 0.02
 FAILURE_LOG_EVERY_S = 60.0
 
 
@@ -69,6 +72,17 @@ def request_body(payload: dict[str, Any], include_costs: bool) -> bytes:
             if event.get(key):
                 event[key] = without_costs(event[key])
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def bodies_of(deliveries: Iterable[ClaimedDelivery]) -> dict[tuple[uuid.UUID, bool], bytes]:
+    """The request bodies of a claimed batch, built once per event and cost variant (the
+    deliveries of one event to several endpoints are claimed together)."""
+    bodies: dict[tuple[uuid.UUID, bool], bytes] = {}
+    for delivery in deliveries:
+        key = (delivery.event_id, delivery.include_costs)
+        if key not in bodies:
+            bodies[key] = request_body(delivery.payload, delivery.include_costs)
+    return bodies
 
 
 def signing_keys(delivery: ClaimedDelivery, now: datetime) -> list[str]:
@@ -100,6 +114,7 @@ class Dispatcher:
         *,
         concurrency: int = 50,
         poll_interval_s: float = 0.5,
+        batch_window_s: float = BATCH_WINDOW_S,
         clock: Clock = utcnow,
         rng: random.Random | None = None,
     ) -> None:
@@ -107,6 +122,7 @@ class Dispatcher:
         self.client = client
         self.concurrency = concurrency
         self.poll_interval_s = poll_interval_s
+        self.batch_window_s = batch_window_s
         self.clock = clock
         self.rng = rng or random.Random()
         # Longer than any attempt can take (the client bounds each one to its timeout).
@@ -131,10 +147,14 @@ class Dispatcher:
             )
         return [(delivery, lease_id) for delivery in claimed]
 
-    async def attempt(self, delivery: ClaimedDelivery, lease_id: uuid.UUID) -> AttemptRecord:
-        """One signed POST; the record of its outcome (nothing written yet)."""
+    async def attempt(
+        self, delivery: ClaimedDelivery, lease_id: uuid.UUID, body: bytes | None = None
+    ) -> AttemptRecord:
+        """One signed POST; the record of its outcome (nothing written yet). `body`: the
+        delivery's request body when already built (see `bodies_of`)."""
         started = self.clock()
-        body = request_body(delivery.payload, delivery.include_costs)
+        if body is None:
+            body = request_body(delivery.payload, delivery.include_costs)
         outcome = await self.client.post(
             delivery.url, body, request_headers(delivery, body, started)
         )
@@ -168,18 +188,27 @@ class Dispatcher:
         )
 
     async def record(self, records: list[AttemptRecord]) -> None:
-        """Write outcomes; disable endpoints that answered 410 or failed for 5 days."""
+        """Write outcomes (one statement for the batch); clear the failure clock of endpoints
+        that were failing and succeeded; disable those that answered 410 or failed for 5 days."""
         if not records:
             return
         now = self.clock()
         async with self.sessionmaker() as session, session.begin():
             owned = await repository.record_attempts(session, records)
             mine = [r for r in records if r.delivery_id in owned]
-            healthy = {owned[r.delivery_id] for r in mine if r.status == "succeeded"}
-            failing = {owned[r.delivery_id] for r in mine if r.status != "succeeded"} - healthy
-            gone = {owned[r.delivery_id] for r in mine if r.status_code == 410}
-            if healthy:
-                await repository.mark_endpoints_healthy(session, sorted(healthy))
+            healthy = {owned[r.delivery_id].endpoint_id for r in mine if r.status == "succeeded"}
+            failing = {
+                owned[r.delivery_id].endpoint_id for r in mine if r.status != "succeeded"
+            } - healthy
+            gone = {owned[r.delivery_id].endpoint_id for r in mine if r.status_code == 410}
+            # Most batches are all successes to healthy endpoints: no endpoint statement at all.
+            recovered = {
+                owned[r.delivery_id].endpoint_id
+                for r in mine
+                if r.status == "succeeded" and owned[r.delivery_id].endpoint_failing
+            }
+            if recovered:
+                await repository.mark_endpoints_healthy(session, sorted(recovered))
             to_disable = dict.fromkeys(gone, "the endpoint answered 410 Gone")
             if failing:
                 since = await repository.mark_endpoints_failing(session, sorted(failing), now)
@@ -192,7 +221,10 @@ class Dispatcher:
     async def run_once(self) -> int:
         """Claim what is due, attempt it all, record: returns the number of attempts."""
         claimed = await self.claim(self.concurrency)
-        records = await asyncio.gather(*(self.attempt(d, lease) for d, lease in claimed))
+        bodies = bodies_of(d for d, _lease in claimed)
+        records = await asyncio.gather(
+            *(self.attempt(d, lease, bodies[d.event_id, d.include_costs]) for d, lease in claimed)
+        )
         await self.record(list(records))
         return len(records)
 
@@ -218,12 +250,18 @@ class Dispatcher:
                 while True:
                     wake.clear()
                     self._progress.clear()
+                    ticked = time.monotonic()
                     claimed_all = await self._tick()
-                    if claimed_all:
-                        continue  # more may be due
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.poll_interval_s):
-                            await _first(wake, self._progress)
+                    if not claimed_all:
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.poll_interval_s):
+                                await _first(wake, self._progress)
+                    # At most one tick per batch window: under load, each commit and each
+                    # finished attempt would otherwise cost a claim and a record transaction
+                    # of their own; gathered, they cost two per window.
+                    pause = ticked + self.batch_window_s - time.monotonic()
+                    if pause > 0:
+                        await asyncio.sleep(pause)
             finally:
                 for task in self._in_flight:
                     task.cancel()
@@ -242,8 +280,10 @@ class Dispatcher:
                 raise
             free = self.concurrency - len(self._in_flight)
             claimed = await self.claim(free)
+            bodies = bodies_of(d for d, _lease in claimed)
             for delivery, lease_id in claimed:
-                task = asyncio.create_task(self._attempt_in_background(delivery, lease_id))
+                body = bodies[delivery.event_id, delivery.include_costs]
+                task = asyncio.create_task(self._attempt_in_background(delivery, lease_id, body))
                 self._in_flight.add(task)
                 task.add_done_callback(self._in_flight.discard)
             now = time.monotonic()
@@ -256,8 +296,10 @@ class Dispatcher:
             self._report(f"{type(exc).__name__}: {exc}")
             return False
 
-    async def _attempt_in_background(self, delivery: ClaimedDelivery, lease_id: uuid.UUID) -> None:
-        record = await self.attempt(delivery, lease_id)
+    async def _attempt_in_background(
+        self, delivery: ClaimedDelivery, lease_id: uuid.UUID, body: bytes
+    ) -> None:
+        record = await self.attempt(delivery, lease_id, body)
         # Appended after the await, to the list as it is now: `self._finished.append(await ...)`
         # would bind the list of before the attempt, which a tick may have taken meanwhile, and
         # the outcome would be lost (the delivery attempted again when its lease ended).

@@ -17,12 +17,15 @@ import asyncio
 import ipaddress
 import re
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import httpcore
 import httpx
+
+from stockroom.webhooks.network import AsyncioBackend
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[Address]]]
@@ -176,7 +179,7 @@ class GuardedNetworkBackend(httpcore.AsyncNetworkBackend):
 
     def __init__(self, guard: TargetGuard, inner: httpcore.AsyncNetworkBackend | None = None):
         self.guard = guard
-        self.inner = inner or httpcore.AnyIOBackend()
+        self.inner = inner or AsyncioBackend()
 
     async def connect_tcp(
         self,
@@ -217,12 +220,14 @@ class GuardedTransport(httpx.AsyncHTTPTransport):
         *,
         inner: httpcore.AsyncNetworkBackend | None = None,
         limits: httpx.Limits,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
-        super().__init__(trust_env=False, limits=limits)
+        ssl_context = ssl_context or httpx.create_ssl_context(trust_env=False)
+        super().__init__(verify=ssl_context, trust_env=False, limits=limits)
         # httpx builds its pool without a way to pass a network backend; rebuild it with ours
         # (same arguments httpx uses for a proxy-less pool).
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context,
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,

@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.db.base import uuid7
 from stockroom.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 
 TEST_EVENT = "webhook.test"
@@ -179,32 +180,56 @@ class AttemptRecord:
     next_attempt_at: datetime | None
 
 
+# One statement per batch: the outcomes (only on rows still carrying the claim's lease) and an
+# attempt row for each of those. Returns the recorded deliveries' endpoints, and whether each
+# endpoint's failure clock is running (so a success need not touch endpoints that are healthy).
 _RECORD_OUTCOMES = text(
     """
-    UPDATE webhook_deliveries AS d
-    SET attempts = d.attempts + 1,
-        status = v.status,
-        next_attempt_at = v.next_attempt_at,
-        last_status_code = v.status_code,
-        last_error = v.error,
-        delivered_at = CASE WHEN v.status = 'succeeded' THEN v.attempted_at END,
-        lease_id = NULL
-    FROM unnest(
-        CAST(:ids AS uuid[]), CAST(:leases AS uuid[]), CAST(:statuses AS text[]),
-        CAST(:next_attempts AS timestamptz[]), CAST(:status_codes AS int[]),
-        CAST(:errors AS text[]), CAST(:attempted AS timestamptz[])
-    ) AS v(id, lease_id, status, next_attempt_at, status_code, error, attempted_at)
-    WHERE d.id = v.id AND d.lease_id = v.lease_id
-    RETURNING d.id, d.endpoint_id
+    WITH v AS (
+        SELECT * FROM unnest(
+            CAST(:ids AS uuid[]), CAST(:leases AS uuid[]), CAST(:statuses AS text[]),
+            CAST(:next_attempts AS timestamptz[]), CAST(:status_codes AS int[]),
+            CAST(:errors AS text[]), CAST(:attempted AS timestamptz[]),
+            CAST(:durations AS int[]), CAST(:excerpts AS text[]), CAST(:attempt_ids AS uuid[])
+        ) AS v(id, lease_id, status, next_attempt_at, status_code, error, attempted_at,
+               duration_ms, excerpt, attempt_id)
+    ), recorded AS (
+        UPDATE webhook_deliveries AS d
+        SET attempts = d.attempts + 1,
+            status = v.status,
+            next_attempt_at = v.next_attempt_at,
+            last_status_code = v.status_code,
+            last_error = v.error,
+            delivered_at = CASE WHEN v.status = 'succeeded' THEN v.attempted_at END,
+            lease_id = NULL
+        FROM v
+        WHERE d.id = v.id AND d.lease_id = v.lease_id
+        RETURNING d.id, d.endpoint_id, v.lease_id
+    ), attempts AS (
+        INSERT INTO webhook_attempts
+            (id, delivery_id, attempted_at, duration_ms, status_code, error, response_excerpt)
+        SELECT v.attempt_id, v.id, v.attempted_at, v.duration_ms, v.status_code, v.error,
+               v.excerpt
+        FROM v JOIN recorded AS r ON r.id = v.id AND r.lease_id = v.lease_id
+    )
+    SELECT r.id, r.endpoint_id, e.failing_since IS NOT NULL AS failing
+    FROM recorded AS r JOIN webhook_endpoints AS e ON e.id = r.endpoint_id
     """
 )
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    endpoint_id: uuid.UUID
+    endpoint_failing: bool  # its failure clock was running before this batch
+
+
 async def record_attempts(
     session: AsyncSession, records: Sequence[AttemptRecord]
-) -> dict[uuid.UUID, uuid.UUID]:
-    """Write the outcomes of attempts whose claim is still ours; returns `{delivery: endpoint}`
-    for those (an attempt that outlived its lease is another dispatcher's to record)."""
+) -> dict[uuid.UUID, Recorded]:
+    """Write the outcomes of attempts whose claim is still ours, with their attempt rows;
+    returns `{delivery: Recorded}` for those (an attempt that outlived its lease is another
+    dispatcher's to record)."""
     rows = await session.execute(
         _RECORD_OUTCOMES,
         {
@@ -215,25 +240,12 @@ async def record_attempts(
             "status_codes": [r.status_code for r in records],
             "errors": [r.error for r in records],
             "attempted": [r.attempted_at for r in records],
+            "durations": [r.duration_ms for r in records],
+            "excerpts": [r.excerpt for r in records],
+            "attempt_ids": [uuid7() for _ in records],
         },
     )
-    owned = {row.id: row.endpoint_id for row in rows}
-    attempts = [
-        {
-            "id": uuid.uuid4(),
-            "delivery_id": r.delivery_id,
-            "attempted_at": r.attempted_at,
-            "duration_ms": r.duration_ms,
-            "status_code": r.status_code,
-            "error": r.error,
-            "response_excerpt": r.excerpt,
-        }
-        for r in records
-        if r.delivery_id in owned
-    ]
-    if attempts:
-        await session.execute(insert(WebhookAttempt), attempts)
-    return owned
+    return {row.id: Recorded(row.endpoint_id, row.failing) for row in rows}
 
 
 async def mark_endpoints_healthy(session: AsyncSession, endpoint_ids: Sequence[uuid.UUID]) -> None:
