@@ -39,7 +39,7 @@ from stockroom.catalog.schemas import (
     WarehouseUpdate,
 )
 from stockroom.context import Context
-from stockroom.db.session import transaction
+from stockroom.db.session import single_statement, transaction
 from stockroom.http.errors import AppError, Conflict, PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import PageParams, Sort
@@ -453,11 +453,10 @@ async def list_products(
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> ProductRow:
-    """One product with its total on hand and its stock per warehouse."""
-    async with transaction(session):
-        row = await _or_404(repository.get_product_row(session, product_id), ProductNotFound)
-        row["stock"] = await repository.product_stock(session, product_id)
-    return row
+    """One product with its total on hand and its stock per warehouse: one statement of its
+    own on the driver connection (see `db.session.single_statement`)."""
+    async with single_statement(session):
+        return await _or_404(repository.get_product_detail(session, product_id), ProductNotFound)
 
 
 async def _check_references(session: AsyncSession, values: dict[str, Any]) -> None:
