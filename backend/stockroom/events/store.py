@@ -152,8 +152,13 @@ def _index_of(store: Any) -> TimeIndex | None:
     collection without one."""
     index: TimeIndex | None = getattr(store, "_stockroom_index", None)
     if index is None and store.name in _INDEXED_FIELDS:
-        counted = "type" if store.name == COLLECTION else None
-        index = store._stockroom_index = TimeIndex(_INDEXED_FIELDS[store.name], counted)
+        events = store.name == COLLECTION
+        index = store._stockroom_index = TimeIndex(
+            _INDEXED_FIELDS[store.name],
+            "type" if events else None,
+            # `/activity?actor_id=` pages: an actor's events, like `actor.id_1_occurred_at_1`.
+            ("actor", "id") if events else None,
+        )
         index.dirty = bool(store._documents)
     return index
 
@@ -182,7 +187,7 @@ def _top_candidates(cursor: Any) -> list[Any] | None:
     else:
         low, high, rest = None, None, spec
     documents = store._documents
-    candidates = index.top(
+    candidates = _narrowed(index, documents, rest).top(
         documents,
         low,
         high,
@@ -192,6 +197,18 @@ def _top_candidates(cursor: Any) -> list[Any] | None:
     )
     candidates += [ranked for ranked in index.others(documents) if filter_applies(spec, ranked[1])]
     return list(_in_store_order(candidates))
+
+
+def _narrowed(index: TimeIndex, documents: Any, rest: dict[str, Any]) -> TimeIndex:
+    """The index to walk for a filter whose non-date part is `rest`: the partition of its
+    `actor.id` when it asks for one string there (the actor index), else the whole index.
+    Either way every candidate is still tested against the whole filter."""
+    value = rest.get("actor.id")
+    if type(value) is str and index.partition == ("actor", "id"):
+        part = index.part(documents, value)
+        if part is not None:
+            return part
+    return index
 
 
 def _in_store_order(ranked: list[tuple[int, Any]]) -> Iterator[Any]:
@@ -386,7 +403,9 @@ def _patch_mongomock() -> None:
         documents, rest = self._store._documents, time_range.rest
         matched = [
             ranked
-            for ranked in index.in_range(documents, time_range.low, time_range.high)
+            for ranked in _narrowed(index, documents, rest).in_range(
+                documents, time_range.low, time_range.high
+            )
             if not rest or filter_applies(rest, ranked[1])
         ]
         matched += [
