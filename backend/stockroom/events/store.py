@@ -319,12 +319,45 @@ def _nested_copier(included: dict[str, Any], keep_id: Any) -> Callable[[Any], An
     project_by_spec: Any = collection._project_by_spec
 
     def project(document: Any) -> Any:
+        try:
+            # One pass (the rollups' read of raw events goes through here for every event).
+            copied = _include(document, combined)
+            if keep_id and "_id" in document:
+                copied["_id"] = _aware_copy(document["_id"])
+            return copied
+        except _Delegate:
+            pass
         copied = project_by_spec(document, combined, is_include=True, container=dict)
         if keep_id and "_id" in document:
             copied["_id"] = document["_id"]
         return _aware_copy(copied)
 
     return project
+
+
+class _Delegate(Exception):
+    """A document `_include` leaves to mongomock (an array on a projected path)."""
+
+
+_ABSENT = object()
+
+
+def _include(document: Any, spec: Any) -> dict[str, Any]:
+    """mongomock's `_project_by_spec` (inclusion) followed by its aware copy, in one pass, for
+    documents whose projected paths hold no arrays."""
+    copied: dict[str, Any] = {}
+    for key, value in document.items():
+        sub = spec.get(key, _ABSENT)
+        if sub is _ABSENT:
+            continue
+        if isinstance(sub, dict):
+            if isinstance(value, dict):
+                copied[key] = _include(value, sub)
+            elif isinstance(value, list | tuple):
+                raise _Delegate
+        else:
+            copied[key] = _aware_copy(value)
+    return copied
 
 
 def _fallback(collection: Any, projection: Any) -> Callable[[Any], Any]:
