@@ -174,9 +174,17 @@ async def get_supplier(session: AsyncSession, supplier_id: uuid.UUID) -> Supplie
 
 
 async def list_suppliers(
-    session: AsyncSession, *, q: str | None, sort: Sort, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    is_active: bool | None,
+    q: str | None,
+    sort: Sort,
+    offset: int,
+    limit: int,
 ) -> tuple[list[Supplier], int]:
     statement = select(Supplier)
+    if is_active is not None:
+        statement = statement.where(Supplier.is_active.is_(is_active))
     if q:
         pattern = like_pattern(q)
         statement = statement.where(

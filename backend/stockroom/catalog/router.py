@@ -191,10 +191,13 @@ async def list_suppliers(
     _: Reader,
     page: Pagination,
     sort: Annotated[Sort, Depends(sort_param(SUPPLIER_SORTS, "name"))],
+    is_active: Annotated[bool | None, Query(description="only active (or inactive) ones")] = None,
     q: Search = None,
 ) -> Page[SupplierRead]:
     """List suppliers."""
-    items, total = await service.list_suppliers(session, q=q, sort=sort, page=page)
+    items, total = await service.list_suppliers(
+        session, is_active=is_active, q=q, sort=sort, page=page
+    )
     return Page(
         items=[SupplierRead.model_validate(s) for s in items],
         total=total,
@@ -246,7 +249,7 @@ async def update_supplier(
     response: Response,
     if_match: IfMatch = None,
 ) -> SupplierRead:
-    """Change a supplier."""
+    """Change a supplier (`is_active: false`: no new or changed purchase orders for it)."""
     supplier = await service.update_supplier(session, supplier_id, data, if_match, ctx)
     set_etag(response, supplier.version)
     return SupplierRead.model_validate(supplier)

@@ -48,7 +48,7 @@ T = TypeVar("T")
 ProductRow = dict[str, Any]
 
 CATEGORY_FIELDS = ("name", "description", "parent_id")
-SUPPLIER_FIELDS = ("name", "email", "phone", "address", "notes")
+SUPPLIER_FIELDS = ("name", "email", "phone", "address", "notes", "is_active")
 WAREHOUSE_FIELDS = ("code", "name", "address", "is_active")
 PRODUCT_FIELDS = (
     "sku",
@@ -244,12 +244,12 @@ async def delete_category(
 
 
 async def list_suppliers(
-    session: AsyncSession, *, q: str | None, sort: Sort, page: PageParams
+    session: AsyncSession, *, is_active: bool | None, q: str | None, sort: Sort, page: PageParams
 ) -> tuple[list[Supplier], int]:
-    """Suppliers, optionally searched by name or email."""
+    """Suppliers, optionally only active (or inactive) ones, searched by name or email."""
     async with transaction(session):
         return await repository.list_suppliers(
-            session, q=q, sort=sort, offset=page.offset, limit=page.limit
+            session, is_active=is_active, q=q, sort=sort, offset=page.offset, limit=page.limit
         )
 
 
