@@ -1,6 +1,7 @@
 """Database round trips per request, counted on the wire (a proxy between the app and
 PostgreSQL): a posting is one round trip for the ledger work plus one for the caller's
-principal, with or without an `Idempotency-Key`; reads of the caller are one."""
+principal, with or without an `Idempotency-Key`; reads of the caller are one, a product by id
+two."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ async def per_request(
     return counter.round_trips / REPEAT
 
 
-async def test_round_trips_of_a_movement_a_keyed_movement_and_users_me(
+async def test_round_trips_of_a_movement_a_keyed_movement_users_me_and_a_product(
     fresh_database: str,
 ) -> None:
     async with round_trip_counter(fresh_database) as counter:
@@ -60,6 +61,9 @@ async def test_round_trips_of_a_movement_a_keyed_movement_and_users_me(
             async def me(_: int) -> httpx.Response:
                 return await client.get("/api/v1/users/me")
 
+            async def get_product(_: int) -> httpx.Response:
+                return await client.get(f"/api/v1/products/{product.id}")
+
             # The principal (with its session checks), then one stock_post call that is its own
             # transaction: no BEGIN, no COMMIT.
             assert await per_request(counter, post, 201) == 2
@@ -69,6 +73,9 @@ async def test_round_trips_of_a_movement_a_keyed_movement_and_users_me(
             assert await per_request(counter, post_keyed, 201) == 2
             # The profile and the same session checks in one query, on the driver connection.
             assert await per_request(counter, me, 200) == 1
+            # The principal, then the product, its on hand and its stock per warehouse in one
+            # precompiled statement of its own (was BEGIN, two statements, COMMIT).
+            assert await per_request(counter, get_product, 200) == 2
             await client.aclose()
             on_hand = await live.scalar(
                 "SELECT on_hand FROM stock_levels WHERE product_id = :p AND warehouse_id = :w",
