@@ -53,7 +53,7 @@ DISABLE_AFTER = timedelta(days=5)
 GAUGES_EVERY_S = 1.0
 # The shortest time between two claims (see `Dispatcher.run`): what a delivery may wait for
 # its batch, at most.
-BATCH_WINDOW_S = 0.02
+BATCH_WINDOW_S = 0.05
 FAILURE_LOG_EVERY_S = 60.0
 
 
@@ -139,12 +139,17 @@ class Dispatcher:
     async def claim(self, limit: int) -> list[tuple[ClaimedDelivery, uuid.UUID]]:
         if limit <= 0:
             return []
+        async with self.sessionmaker() as session, session.begin():
+            return await self._claim_in(session, limit)
+
+    async def _claim_in(
+        self, session: AsyncSession, limit: int
+    ) -> list[tuple[ClaimedDelivery, uuid.UUID]]:
         lease_id = uuid.uuid4()
         now = self.clock()
-        async with self.sessionmaker() as session, session.begin():
-            claimed = await repository.claim_due_deliveries(
-                session, now=now, lease_until=now + self.lease, lease_id=lease_id, limit=limit
-            )
+        claimed = await repository.claim_due_deliveries(
+            session, now=now, lease_until=now + self.lease, lease_id=lease_id, limit=limit
+        )
         return [(delivery, lease_id) for delivery in claimed]
 
     async def attempt(
@@ -192,31 +197,34 @@ class Dispatcher:
         that were failing and succeeded; disable those that answered 410 or failed for 5 days."""
         if not records:
             return
-        now = self.clock()
         async with self.sessionmaker() as session, session.begin():
-            owned = await repository.record_attempts(session, records)
-            mine = [r for r in records if r.delivery_id in owned]
-            healthy = {owned[r.delivery_id].endpoint_id for r in mine if r.status == "succeeded"}
-            failing = {
-                owned[r.delivery_id].endpoint_id for r in mine if r.status != "succeeded"
-            } - healthy
-            gone = {owned[r.delivery_id].endpoint_id for r in mine if r.status_code == 410}
-            # Most batches are all successes to healthy endpoints: no endpoint statement at all.
-            recovered = {
-                owned[r.delivery_id].endpoint_id
-                for r in mine
-                if r.status == "succeeded" and owned[r.delivery_id].endpoint_failing
-            }
-            if recovered:
-                await repository.mark_endpoints_healthy(session, sorted(recovered))
-            to_disable = dict.fromkeys(gone, "the endpoint answered 410 Gone")
-            if failing:
-                since = await repository.mark_endpoints_failing(session, sorted(failing), now)
-                for endpoint, first_failure in since.items():
-                    if now - first_failure >= DISABLE_AFTER and endpoint not in to_disable:
-                        to_disable[endpoint] = "every delivery failed for 5 days"
-            for endpoint in sorted(to_disable):
-                await service.disable_endpoint(session, endpoint, to_disable[endpoint])
+            await self._record_in(session, records)
+
+    async def _record_in(self, session: AsyncSession, records: list[AttemptRecord]) -> None:
+        now = self.clock()
+        owned = await repository.record_attempts(session, records)
+        mine = [r for r in records if r.delivery_id in owned]
+        healthy = {owned[r.delivery_id].endpoint_id for r in mine if r.status == "succeeded"}
+        failing = {
+            owned[r.delivery_id].endpoint_id for r in mine if r.status != "succeeded"
+        } - healthy
+        gone = {owned[r.delivery_id].endpoint_id for r in mine if r.status_code == 410}
+        # Most batches are all successes to healthy endpoints: no endpoint statement at all.
+        recovered = {
+            owned[r.delivery_id].endpoint_id
+            for r in mine
+            if r.status == "succeeded" and owned[r.delivery_id].endpoint_failing
+        }
+        if recovered:
+            await repository.mark_endpoints_healthy(session, sorted(recovered))
+        to_disable = dict.fromkeys(gone, "the endpoint answered 410 Gone")
+        if failing:
+            since = await repository.mark_endpoints_failing(session, sorted(failing), now)
+            for endpoint, first_failure in since.items():
+                if now - first_failure >= DISABLE_AFTER and endpoint not in to_disable:
+                    to_disable[endpoint] = "every delivery failed for 5 days"
+        for endpoint in sorted(to_disable):
+            await service.disable_endpoint(session, endpoint, to_disable[endpoint])
 
     async def run_once(self) -> int:
         """Claim what is due, attempt it all, record: returns the number of attempts."""
@@ -273,13 +281,17 @@ class Dispatcher:
         """Record finished attempts, start new ones; True when the claim took all it asked."""
         try:
             finished = self._take_finished()
+            free = self.concurrency - len(self._in_flight)
             try:
-                await self.record(finished)
+                # One transaction: the finished attempts' outcomes, then the next claim (the
+                # rows just recorded for a retry are not due, so it cannot take them again).
+                async with self.sessionmaker() as session, session.begin():
+                    if finished:
+                        await self._record_in(session, finished)
+                    claimed = await self._claim_in(session, free) if free > 0 else []
             except Exception:
                 self._finished[:0] = finished  # kept for the next tick; leases protect the rows
                 raise
-            free = self.concurrency - len(self._in_flight)
-            claimed = await self.claim(free)
             bodies = bodies_of(d for d, _lease in claimed)
             for delivery, lease_id in claimed:
                 body = bodies[delivery.event_id, delivery.include_costs]
