@@ -198,6 +198,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
             stats.sort_stats("cumulative").print_stats(args.top)
             return
 
+        if args.routes:
+            routes = {name: routes[name] for name in ["live", *args.routes.split(",")]}
         results: dict[str, list[float]] = {name: [] for name in routes}
         for name in routes:
             await timed(name, 200)
@@ -223,6 +225,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--profile", default=None, help="a route name: profile it instead")
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument(
+        "--routes", default=None, help="comma-separated route names (default: all); for py-spy"
+    )
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="stockroom-bench-pipeline-"))
     target = None

@@ -363,3 +363,55 @@ async def test_dashboards_read_rollups_by_index_and_raw_events_only_outside_clos
     )
     # A handful of partial hours and the open hour per call, never the week's 2,300 events.
     assert raw_examined <= 12 * (in_open_hour + 40)
+
+
+async def test_rollup_revisions_follow_late_events_and_not_redeliveries_on_mongodb(
+    mongo_store: EventStore,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Dashboards cache parsed buckets by `rev`: on MongoDB each stored bucket's `rev` is the
+    digest of what it holds as read back (BSON dates), a late event changes its hour's and
+    day's `rev` (and the dashboards see it), a redelivered event changes none, and a warm read
+    asks MongoDB for `bucket_start` and `rev` only."""
+    docs = _fixture_events()
+    await mongo_store.collection.insert_many(docs)
+    await rollups.rebuild(sessionmaker, mongo_store.collection, NOW - timedelta(minutes=30))
+
+    async def revisions() -> dict[str, str]:
+        found = {}
+        async for document in mongo_store.rollups.find({"granularity": {"$in": ["hour", "day"]}}):
+            assert document["rev"] == rollups.revision(document)
+            found[document["_id"]] = document["rev"]
+        return found
+
+    start, end = NOW - timedelta(days=7, minutes=17), NOW
+    top = await service.top_actors(mongo_store.collection, start, end, 5)
+    before = await revisions()
+    late_at = NOW - timedelta(days=3, minutes=20)
+    late = event("product.updated", late_at, id=str(uuid.uuid4()), actor=(ACTOR, "a@example.com"))
+    replayed = dict(docs[0])
+    for batch in ([late], [replayed]):
+        await mongo_store.collection.replace_one({"_id": batch[0]["_id"]}, batch[0], upsert=True)
+        async with sessionmaker() as session, session.begin():
+            await rollups.refresh_after_delivery(session, mongo_store.collection, batch)
+    after = await revisions()
+
+    hour, day = rollups.floor_hour(late_at), rollups.floor_day(late_at)
+    changed = {key for key in after if after[key] != before.get(key)}
+    assert changed == {rollups.rollup_id("hour", hour), rollups.rollup_id("day", day)}
+    now_top = await service.top_actors(mongo_store.collection, start, end, 5)
+    counts = {row.actor_id: row.events for row in now_top}
+    assert counts[str(ACTOR)] == {row.actor_id: row.events for row in top}.get(str(ACTOR), 0) + 1
+    assert [(r.actor_id, r.email, r.events) for r in now_top] == [
+        (r["actor_id"], r["email"], r["events"])
+        for r in await repository.aggregate(
+            mongo_store.collection, repository.top_actors_pipeline(start, end, 5)
+        )
+    ]
+    log: list[tuple[str, dict[str, Any], Any]] = []
+    assert await service.top_actors(FindRecorder(mongo_store.collection, log), start, end, 5) == (
+        now_top
+    )
+    warm = [p for name, query, p in log if name == rollups.ROLLUPS and "bucket_start" in query]
+    assert warm
+    assert all(p == {"_id": 0, "bucket_start": 1, "rev": 1} for p in warm)

@@ -140,3 +140,39 @@ async def test_warehouse_validation_and_permissions(
     assert (
         await analyst.post("/api/v1/warehouses", json={"code": "X", "name": "x"})
     ).status_code == 403
+
+
+async def test_a_supplier_is_active_until_patched_inactive(
+    client_as: ClientAs, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    name = f"Retiring {uuid.uuid4().hex[:6]}"
+    created = await manager.post("/api/v1/suppliers", json={"name": name})
+    assert created.status_code == 201, created.text
+    supplier = created.json()
+    assert supplier["is_active"] is True
+    url = f"/api/v1/suppliers/{supplier['id']}"
+
+    for bad in (None, "no", 0):
+        refused = await manager.patch(url, json={"is_active": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+    patched = await manager.patch(
+        url, json={"is_active": False}, headers={"If-Match": f'"{supplier["version"]}"'}
+    )
+
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["is_active"] is False
+    assert (await manager.get(url)).json()["is_active"] is False
+    inactive = await manager.get("/api/v1/suppliers", params={"q": name, "is_active": "false"})
+    active = await manager.get("/api/v1/suppliers", params={"q": name, "is_active": "true"})
+    assert [s["id"] for s in inactive.json()["items"]] == [supplier["id"]]
+    assert active.json()["items"] == []
+    rows = await session.scalars(select(OutboxEvent).where(OutboxEvent.type == "supplier.updated"))
+    changes = [r.payload["changes"] for r in rows if r.payload["entity"]["id"] == supplier["id"]]
+    assert changes == [{"is_active": {"old": True, "new": False}}]
+    born_inactive = await manager.post(
+        "/api/v1/suppliers", json={"name": f"{name} 2", "is_active": False}
+    )
+    assert born_inactive.json()["is_active"] is False
+    staff = await client_as("staff")
+    assert (await staff.patch(url, json={"is_active": True})).status_code == 403

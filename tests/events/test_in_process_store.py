@@ -342,3 +342,76 @@ def test_distinct_types_follow_every_write(
         map(repr, collection.find(filter or {}).distinct("type"))
     )
     assert len(found) == len(set(map(repr, found)))
+
+
+# What `actor` may hold: usually `{id, email}` with a string id, sometimes anything else a
+# document could store there (the actor index must then give mongomock's answer all the same).
+actor_values = st.one_of(
+    st.builds(lambda id_: {"id": id_, "email": "e"}, st.sampled_from(["u1", "u2", "u3"])),
+    st.builds(lambda id_: {"id": id_, "email": "e"}, st.sampled_from(["u1", "u2", "u3"])),
+    st.none(),
+    st.just({"email": "e"}),
+    st.builds(lambda id_: {"id": [id_]}, st.sampled_from(["u1", "u2"])),
+    st.builds(lambda id_: [{"id": id_}], st.sampled_from(["u1", "u2"])),
+    st.just("u1"),
+    st.just({"id": None}),
+)
+actor_writes = st.lists(
+    st.tuples(
+        st.sampled_from(["insert", "replace", "set_actor", "delete_one"]),
+        st.integers(min_value=0, max_value=25),
+        instants,
+        actor_values,
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    actors=st.lists(st.tuples(actor_values, instants), max_size=25),
+    before=actor_writes,
+    actor_id=st.sampled_from(["u1", "u2", "u4"]),
+    filter=filters(),
+    direction=st.sampled_from([1, -1]),
+    skip=st.integers(min_value=0, max_value=3),
+    limit=st.integers(min_value=1, max_value=8),
+    after=actor_writes,
+)
+def test_actor_index_selects_exactly_what_mongomock_selects(
+    actors: list[tuple[Any, datetime]],
+    before: list[tuple[str, int, datetime, Any]],
+    actor_id: str,
+    filter: dict[str, Any],
+    direction: int,
+    skip: int,
+    limit: int,
+    after: list[tuple[str, int, datetime, Any]],
+) -> None:
+    collection = store_collection()
+    for number, (actor, when) in enumerate(actors):
+        document: dict[str, Any] = {"_id": f"{number:04d}", "type": "ab"[number % 2]}
+        document["occurred_at"] = when
+        if actor is not None or number % 3:
+            document["actor"] = actor
+        collection.insert_one(document)
+    query = {**filter, "actor.id": actor_id}
+    sort = [("occurred_at", direction), ("_id", direction)]
+    for rounds in (before, after):  # reads in between: the index is built, then must follow
+        for kind, number, when, actor in rounds:
+            key = f"{number:04d}"
+            if kind == "insert":
+                new = {"_id": key, "type": "a", "occurred_at": when, "actor": actor}
+                collection.replace_one({"_id": key}, new, upsert=True)
+            elif kind == "replace":
+                collection.replace_one({"_id": key}, {"_id": key, "occurred_at": when})
+            elif kind == "set_actor":
+                collection.update_one({"_id": key}, {"$set": {"actor": actor}})
+            else:
+                collection.delete_one({"_id": key})
+
+        found = [doc["_id"] for doc in collection.find(query, sort=sort, skip=skip, limit=limit)]
+        ranged = sorted(doc["_id"] for doc in collection.find(query))
+
+        assert found == mongomock_sorted_answer(collection, query, sort, skip, limit)
+        assert ranged == mongomock_answer(collection, query)

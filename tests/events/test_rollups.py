@@ -228,3 +228,44 @@ async def test_rollups_equal_a_full_aggregation_over_raw_events(
             )
             now = end
             assert await service.event_figures(events, now) == await reference_figures(events, now)
+
+
+async def test_dashboards_follow_a_recomputed_bucket_after_reading_it(
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    """Readers keep parsed buckets by revision: a late event recomputes a closed bucket, which
+    the next read sees (its revision changed), and a redelivered one changes nothing."""
+    relay = Relay(sessionmaker)
+    actor_id, email = ACTORS[0]
+
+    def event(number: int, minutes: int) -> dict[str, Any]:
+        return {
+            "_id": f"{number:05d}",
+            "type": "product.updated",
+            "occurred_at": moment(minutes),
+            "actor": {"id": actor_id, "email": email},
+            "entity": None,
+            "request": {},
+            "changes": None,
+            "data": None,
+        }
+
+    await relay.deliver([event(n, 60 * 24 + n) for n in range(3)])  # day 2, 00:00-00:02
+    await relay.advance(moment(60 * 24 * 3))  # day 2 is closed: a day document
+    start, end = BASE, moment(60 * 24 * 3)
+    today = moment(60 * 24 + 60 * 23)  # day 2, 23:00: its closed hours are "today"
+    before = await service.top_actors(relay.events, start, end, 10)
+    assert [(r.actor_id, r.events) for r in before] == [(actor_id, 3)]
+    figures = await service.event_figures(relay.events, today)
+
+    await relay.deliver([event(3, 60 * 24 + 30)])  # late, into the closed hour and day
+    await relay.deliver([event(0, 60 * 24)])  # redelivered: already counted
+
+    after = await service.top_actors(relay.events, start, end, 10)
+    assert [(r.actor_id, r.events) for r in after] == [(actor_id, 4)]
+    assert [(r.actor_id, r.email, r.events) for r in after] == await reference_top(
+        relay.events, start, end
+    )
+    later = await service.event_figures(relay.events, today)
+    assert later.events_today == figures.events_today + 1
+    assert later == await reference_figures(relay.events, today)

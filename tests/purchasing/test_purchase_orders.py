@@ -212,6 +212,50 @@ async def test_unknown_references_are_404_and_inactive_ones_409(
     assert_problem(await manager.get(f"{URL}/{other.id}"), 404, "not_found")
 
 
+async def deactivate(c: httpx.AsyncClient, supplier: Supplier) -> None:
+    response = await c.patch(f"/api/v1/suppliers/{supplier.id}", json={"is_active": False})
+    assert response.status_code == 200, response.text
+
+
+async def test_an_inactive_supplier_takes_no_new_or_changed_orders(
+    client_as: ClientAs, world: World, session: AsyncSession
+) -> None:
+    manager = await client_as("manager")
+    draft = await create(manager, world)
+    active = await make_supplier(session)
+    retired = await make_supplier(session)
+    await deactivate(manager, retired)
+
+    refused = await manager.post(URL, json=order_body(retired, world.warehouse, (world.a, 1)))
+    moved_to_retired = await manager.patch(
+        f"{URL}/{draft['id']}", json={"supplier_id": str(retired.id)}
+    )
+
+    assert_problem(refused, 409, "inactive_supplier")
+    assert_problem(moved_to_retired, 409, "inactive_supplier")
+    count = await session.scalar(
+        text("SELECT count(*) FROM purchase_orders WHERE supplier_id = :id"), {"id": retired.id}
+    )
+    assert count == 0
+
+    # A draft whose supplier is deactivated afterwards cannot be changed either (not even its
+    # note), only moved to an active supplier or cancelled.
+    second = await create(manager, world)
+    await deactivate(manager, world.supplier)
+    assert_problem(
+        await manager.patch(f"{URL}/{draft['id']}", json={"note": "still?"}),
+        409,
+        "inactive_supplier",
+    )
+    assert (await manager.get(f"{URL}/{draft['id']}")).json()["note"] is None
+    moved = await manager.patch(f"{URL}/{draft['id']}", json={"supplier_id": str(active.id)})
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["supplier_id"] == str(active.id)
+    cancelled = await manager.post(f"{URL}/{second['id']}/cancel")
+    assert cancelled.status_code == 200, cancelled.text
+    assert cancelled.json()["status"] == "cancelled"
+
+
 async def test_patch_changes_a_draft_with_if_match_and_replaces_lines(
     client_as: ClientAs, world: World
 ) -> None:

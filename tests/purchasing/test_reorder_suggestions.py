@@ -255,3 +255,24 @@ async def test_ordering_is_idempotent_with_a_key(client_as: ClientAs, world: Wor
     )
     assert listed["total"] == 3  # the submitted nail order and the two drafts, made once
     assert_problem(other, 422, "idempotency_key_reused")
+
+
+async def test_ordering_skips_products_of_an_inactive_supplier(
+    client_as: ClientAs, world: World
+) -> None:
+    manager = await client_as("manager")
+    deactivated = await manager.patch(
+        f"/api/v1/suppliers/{world.bolt.id}", json={"is_active": False}
+    )
+    assert deactivated.status_code == 200, deactivated.text
+    nail = row(world, world.nail, world.bolt, 2, 0, 3, 10)
+
+    listed = await _ok(await manager.get(URL, params={"warehouse_id": str(world.w.id)}))
+    body = await _ok(await manager.post(ORDERS, json={"warehouse_id": str(world.w.id)}))
+    only_bolt = await _ok(await manager.post(ORDERS, json={"supplier_id": str(world.bolt.id)}))
+
+    # Still suggested (the level is short), but no order goes to a supplier no longer dealt with.
+    assert nail in listed["items"]
+    assert [o["supplier_id"] for o in body["purchase_orders"]] == [str(world.acme.id)]
+    assert body["skipped"] == [row(world, world.glue, None, 1, 0, 0, 9), nail]
+    assert only_bolt == {"purchase_orders": [], "skipped": [nail]}

@@ -10,14 +10,16 @@ password change and deactivation end the access tokens at once.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import Headers
+from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from stockroom.auth import repository
@@ -32,11 +34,14 @@ from stockroom.types import utcnow
 
 # OAuth2 password flow in the OpenAPI schema, so Swagger UI's "Authorize" logs in through
 # /auth/login; on the wire it is a plain `Authorization: Bearer <access token>` header.
-_bearer = OAuth2PasswordBearer(
-    tokenUrl="/api/v1/auth/login",
-    auto_error=False,
-    description="an access token from /auth/login (username = email)",
-)
+_BEARER_SCHEME: dict[str, Any] = {
+    "tokenUrl": "/api/v1/auth/login",
+    "auto_error": False,
+    "description": "an access token from /auth/login (username = email)",
+    # The name every route's security requirement refers to, whichever dependency carries it.
+    "scheme_name": OAuth2PasswordBearer.__name__,
+}
+_bearer = OAuth2PasswordBearer(**_BEARER_SCHEME)
 
 
 # The trivial dependencies below are `async def` on purpose: FastAPI runs a plain `def`
@@ -70,18 +75,15 @@ def _verified_claims(token: str | None, settings: Settings) -> tuple[uuid.UUID, 
     return claims.user_id, TokenSession(claims.session_id, claims.issued_at)
 
 
-def _remember_user(request: Request, user_id: uuid.UUID) -> None:
+def _remember_user(request: HTTPConnection, user_id: uuid.UUID) -> None:
     request.state.user_id = user_id
     request.scope.setdefault("state", {})["user_id"] = user_id
 
 
-async def get_current_principal(
-    request: Request,
-    session: Session,
-    settings: AppSettings,
-    token: Annotated[str | None, Depends(_bearer)],
+async def _authenticate(
+    request: HTTPConnection, session: AsyncSession, claims: tuple[uuid.UUID, TokenSession]
 ) -> Principal:
-    user_id, token_session = _verified_claims(token, settings)
+    user_id, token_session = claims
     await begin_request_transaction(session)  # the use case commits it (see db.session)
     principal = await repository.load_principal(session, user_id, token_session)
     if principal is None or not principal.is_active:
@@ -90,21 +92,78 @@ async def get_current_principal(
     return principal
 
 
-async def get_current_profile(
+async def get_current_principal(
     request: Request,
     session: Session,
     settings: AppSettings,
     token: Annotated[str | None, Depends(_bearer)],
+) -> Principal:
+    return await _authenticate(request, session, _verified_claims(token, settings))
+
+
+async def _profile(
+    request: HTTPConnection, session: AsyncSession, claims: tuple[uuid.UUID, TokenSession]
 ) -> UserView:
     """The caller's own row, roles and permissions: authentication and `GET /users/me` in one
-    query, with exactly the checks of `get_current_principal`."""
-    user_id, token_session = _verified_claims(token, settings)
+    query, with exactly the checks of `_authenticate`."""
+    user_id, token_session = claims
     await begin_request_transaction(session)  # the use case commits it (see db.session)
     view = await repository.load_profile(session, user_id, token_session)
     if view is None or not view.user.is_active:
         raise Unauthorized("invalid or expired token")
     _remember_user(request, user_id)
     return view
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """What a hot route needs from its caller, built by one dependency (`caller`): the
+    authenticated principal, the write context, and the request's session (its transaction
+    begun by authentication, for the use case to take over; see db.session)."""
+
+    principal: Principal
+    ctx: Context
+    session: AsyncSession
+
+
+class _CallerDependency(OAuth2PasswordBearer):
+    """One dependency that opens the request's session, authenticates the bearer token,
+    checks the permissions and builds the context: what `Session`, `require(...)`,
+    `CurrentUser` and `WriteContext` do as a tree of six dependencies (FastAPI resolves each
+    node of a tree on every request, which cost more than the work). It is the bearer scheme
+    itself, so the OpenAPI document's security requirement is the same as theirs."""
+
+    def __init__(self, *permissions: str) -> None:
+        super().__init__(**_BEARER_SCHEME)
+        self.permissions = permissions
+
+    async def __call__(self, request: HTTPConnection) -> AsyncIterator[Caller]:  # type: ignore[override]
+        assert isinstance(request, Request)
+        # The token first: a request without a good one is refused before a session exists.
+        claims = _verified_claims(await super().__call__(request), request.app.state.settings)
+        async with request.app.state.sessionmaker() as session:
+            principal = await _authenticate(request, session, claims)
+            await ensure_permissions(request, session, principal, *self.permissions)
+            yield Caller(principal, request_context(request, principal), session)
+
+
+class _ProfileDependency(OAuth2PasswordBearer):
+    """`GET /users/me`'s one dependency: the session, authentication and the caller's profile
+    in one query (`_profile`)."""
+
+    def __init__(self) -> None:
+        super().__init__(**_BEARER_SCHEME)
+
+    async def __call__(self, request: HTTPConnection) -> AsyncIterator[UserView]:  # type: ignore[override]
+        claims = _verified_claims(await super().__call__(request), request.app.state.settings)
+        async with request.app.state.sessionmaker() as session:
+            yield await _profile(request, session, claims)
+
+
+def caller(*permissions: str) -> Any:
+    """`Annotated[Caller, caller(Perm.X)]`: the one dependency of a hot route (see `Caller`).
+    The session lives until the route function returns, as `Session`'s does."""
+    return Depends(_CallerDependency(*permissions), scope="function")
 
 
 async def authenticate_before_body(scope: Scope) -> bool:
@@ -127,17 +186,17 @@ async def authenticate_before_body(scope: Scope) -> bool:
 
 
 CurrentUser = Annotated[Principal, Depends(get_current_principal)]
-CurrentProfile = Annotated[UserView, Depends(get_current_profile)]
+CurrentProfile = Annotated[UserView, Depends(_ProfileDependency(), scope="function")]
 
 
-def request_context(request: Request, principal: Principal | None) -> Context:
+def request_context(request: HTTPConnection, principal: Principal | None) -> Context:
     client = request.client
     return Context(
         actor=Actor(id=principal.id, email=principal.email) if principal else None,
         request_id=getattr(request.state, "request_id", None),
         ip=client.host if client else None,
         user_agent=request.headers.get("user-agent"),
-        method=request.method,
+        method=request.scope["method"],
         path=route_template(request.scope),
     )
 

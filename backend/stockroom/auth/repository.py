@@ -24,7 +24,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects.postgresql import aggregate_order_by, insert
-from sqlalchemy.dialects.postgresql.asyncpg import dialect as asyncpg_dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.auth.models import (
@@ -36,7 +35,7 @@ from stockroom.auth.models import (
     UserRole,
 )
 from stockroom.context import Principal
-from stockroom.db.session import driver_connection
+from stockroom.db.session import DriverQuery
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,30 +151,8 @@ class TokenSession:
         return {"user_id": user_id, "session_id": self.session_id, "issued_at": self.issued_at}
 
 
-@dataclass(frozen=True, slots=True)
-class _DriverQuery:
-    """A statement compiled once for the asyncpg driver: its SQL and its parameters' names in
-    positional order. Every authenticated request runs one; sent on the driver connection it
-    skips SQLAlchemy's per-statement work and, before any other statement, the BEGIN and
-    COMMIT of a transaction of its own."""
-
-    sql: str
-    names: tuple[str, ...]
-
-    @classmethod
-    def of(cls, statement: Any) -> _DriverQuery:
-        compiled = statement.compile(dialect=asyncpg_dialect())  # type: ignore[no-untyped-call]
-        return cls(str(compiled), tuple(compiled.positiontup or ()))
-
-    async def fetchrow(self, session: AsyncSession, params: dict[str, Any]) -> Any:
-        """One row, on the driver connection (`db.session.driver_connection`): inside the
-        session's transaction if SQLAlchemy started one, else as a statement of its own."""
-        connection = await driver_connection(session)
-        return await connection.fetchrow(self.sql, *(params[name] for name in self.names))
-
-
-_PRINCIPAL = _DriverQuery.of(PRINCIPAL_QUERY)
-_PROFILE = _DriverQuery.of(_PROFILE_QUERY)
+_PRINCIPAL = DriverQuery.of(PRINCIPAL_QUERY)
+_PROFILE = DriverQuery.of(_PROFILE_QUERY)
 
 
 async def load_principal(

@@ -5,6 +5,7 @@ Stock levels are read here (on hand per product) but never written: they belong 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from sqlalchemy import (
     select,
     table,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -42,6 +44,7 @@ from stockroom.catalog.models import (
 from stockroom.catalog.schemas import (
     ProductFilters,
 )
+from stockroom.db.session import DriverQuery
 from stockroom.http.pagination import Sort
 
 # The stock domain owns `stock_levels` and imports the catalog, never the reverse. The catalog only
@@ -171,9 +174,17 @@ async def get_supplier(session: AsyncSession, supplier_id: uuid.UUID) -> Supplie
 
 
 async def list_suppliers(
-    session: AsyncSession, *, q: str | None, sort: Sort, offset: int, limit: int
+    session: AsyncSession,
+    *,
+    is_active: bool | None,
+    q: str | None,
+    sort: Sort,
+    offset: int,
+    limit: int,
 ) -> tuple[list[Supplier], int]:
     statement = select(Supplier)
+    if is_active is not None:
+        statement = statement.where(Supplier.is_active.is_(is_active))
     if q:
         pattern = like_pattern(q)
         statement = statement.where(
@@ -490,22 +501,57 @@ async def get_product_row(session: AsyncSession, product_id: uuid.UUID) -> dict[
     return dict(row._mapping) if row is not None else None
 
 
-async def product_stock(session: AsyncSession, product_id: uuid.UUID) -> list[dict[str, Any]]:
-    rows = await session.execute(
-        select(
-            stock_levels.c.warehouse_id,
-            Warehouse.code.label("warehouse_code"),
-            stock_levels.c.on_hand,
-            stock_levels.c.reserved,
-            (stock_levels.c.on_hand - stock_levels.c.reserved).label("available"),
-            stock_levels.c.on_order,
-            stock_levels.c.in_transit_out,
-        )
-        .join(Warehouse, Warehouse.id == stock_levels.c.warehouse_id)
-        .where(stock_levels.c.product_id == product_id)
-        .order_by(Warehouse.code)
+def _stock_per_warehouse() -> Any:
+    """The outer product's levels as a JSON array, by warehouse code: warehouse id and code,
+    on hand, reserved, available, on order and in transit out."""
+    level = func.json_build_object(
+        "warehouse_id",
+        stock_levels.c.warehouse_id,
+        "warehouse_code",
+        Warehouse.code,
+        "on_hand",
+        stock_levels.c.on_hand,
+        "reserved",
+        stock_levels.c.reserved,
+        "available",
+        stock_levels.c.on_hand - stock_levels.c.reserved,
+        "on_order",
+        stock_levels.c.on_order,
+        "in_transit_out",
+        stock_levels.c.in_transit_out,
     )
-    return [dict(row._mapping) for row in rows]
+    return (
+        select(
+            func.coalesce(
+                func.json_agg(aggregate_order_by(level, Warehouse.code)),
+                literal_column("'[]'::json"),
+            )
+        )
+        .select_from(stock_levels.join(Warehouse, Warehouse.id == stock_levels.c.warehouse_id))
+        .where(stock_levels.c.product_id == Product.id)
+        .correlate(Product)
+        .scalar_subquery()
+    )
+
+
+# `GET /products/{id}` in one statement, compiled once: the product row, its total on hand and
+# its stock per warehouse (one snapshot, one round trip).
+_PRODUCT_DETAIL = DriverQuery.of(
+    product_rows()
+    .add_columns(_stock_per_warehouse().label("stock"))
+    .where(Product.id == bindparam("product_id"))
+)
+
+
+async def get_product_detail(session: AsyncSession, product_id: uuid.UUID) -> dict[str, Any] | None:
+    """`get_product_row` with `stock` (its levels, by warehouse code), on the driver connection."""
+    row = await _PRODUCT_DETAIL.fetchrow(session, {"product_id": product_id})
+    if row is None:
+        return None
+    values = dict(row)
+    stock = values["stock"]
+    values["stock"] = json.loads(stock) if isinstance(stock, str | bytes) else stock
+    return values
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> Product | None:

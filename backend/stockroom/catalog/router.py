@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, File, Query, Request, Response, UploadFi
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from stockroom.auth.deps import WriteContext, ensure_permissions, require
+from stockroom.auth.deps import Caller, WriteContext, caller, ensure_permissions, require
 from stockroom.auth.permissions import Perm
 from stockroom.catalog import exporter, importer, service
 from stockroom.catalog.errors import CostColumnRefused
@@ -54,6 +54,8 @@ router = APIRouter()
 
 Reader = Annotated[Principal, Depends(require(Perm.CATALOG_READ))]
 Writer = Annotated[Principal, Depends(require(Perm.CATALOG_WRITE))]
+# A hot read's one dependency: session, authentication and catalog:read.
+ReaderCaller = Annotated[Caller, caller(Perm.CATALOG_READ)]
 Search = Annotated[
     SafeText | None,
     Query(min_length=1, max_length=200, description="case-insensitive substring search"),
@@ -189,10 +191,13 @@ async def list_suppliers(
     _: Reader,
     page: Pagination,
     sort: Annotated[Sort, Depends(sort_param(SUPPLIER_SORTS, "name"))],
+    is_active: Annotated[bool | None, Query(description="only active (or inactive) ones")] = None,
     q: Search = None,
 ) -> Page[SupplierRead]:
     """List suppliers."""
-    items, total = await service.list_suppliers(session, q=q, sort=sort, page=page)
+    items, total = await service.list_suppliers(
+        session, is_active=is_active, q=q, sort=sort, page=page
+    )
     return Page(
         items=[SupplierRead.model_validate(s) for s in items],
         total=total,
@@ -244,7 +249,7 @@ async def update_supplier(
     response: Response,
     if_match: IfMatch = None,
 ) -> SupplierRead:
-    """Change a supplier."""
+    """Change a supplier (`is_active: false`: no new or changed purchase orders for it)."""
     supplier = await service.update_supplier(session, supplier_id, data, if_match, ctx)
     set_etag(response, supplier.version)
     return SupplierRead.model_validate(supplier)
@@ -511,10 +516,10 @@ async def export_products(
     status_code=200,
     responses=problem_responses(401, 403, 404),
 )
-async def get_product(product_id: uuid.UUID, session: Session, principal: Reader) -> Response:
+async def get_product(product_id: uuid.UUID, who: ReaderCaller) -> Response:
     """Get a product with its stock per warehouse and its ETag."""
-    row = await service.get_product(session, product_id)
-    model = product_detail_model(_can_see_costs(principal))
+    row = await service.get_product(who.session, product_id)
+    model = product_detail_model(_can_see_costs(who.principal))
     return _with_etag(_json(model.model_validate(row)), row["version"])
 
 

@@ -95,6 +95,7 @@ class SupplierCreate(_In):
     phone: Phone = None
     address: OptionalText = None
     notes: OptionalText = None
+    is_active: StrictBool = True
 
 
 class SupplierUpdate(_In):
@@ -103,12 +104,13 @@ class SupplierUpdate(_In):
     phone: Phone = None
     address: OptionalText = None
     notes: OptionalText = None
+    is_active: Annotated[StrictBool | None, NOT_NULL] = None
 
-    @field_validator("name")
+    @field_validator("name", "is_active")
     @classmethod
-    def _name_not_null(cls, value: str | None) -> str | None:
+    def _not_null(cls, value: Any) -> Any:
         if value is None:
-            raise ValueError("name cannot be null")
+            raise ValueError("cannot be null")
         return value
 
 
@@ -119,6 +121,9 @@ class SupplierRead(_Out):
     phone: str | None
     address: str | None
     notes: str | None
+    is_active: bool = Field(
+        description="false: no new or changed purchase orders for this supplier"
+    )
     version: int
     created_at: datetime
     updated_at: datetime

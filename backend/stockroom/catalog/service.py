@@ -39,7 +39,7 @@ from stockroom.catalog.schemas import (
     WarehouseUpdate,
 )
 from stockroom.context import Context
-from stockroom.db.session import transaction
+from stockroom.db.session import single_statement, transaction
 from stockroom.http.errors import AppError, Conflict, PreconditionFailed, ValidationFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import PageParams, Sort
@@ -48,7 +48,7 @@ T = TypeVar("T")
 ProductRow = dict[str, Any]
 
 CATEGORY_FIELDS = ("name", "description", "parent_id")
-SUPPLIER_FIELDS = ("name", "email", "phone", "address", "notes")
+SUPPLIER_FIELDS = ("name", "email", "phone", "address", "notes", "is_active")
 WAREHOUSE_FIELDS = ("code", "name", "address", "is_active")
 PRODUCT_FIELDS = (
     "sku",
@@ -244,12 +244,12 @@ async def delete_category(
 
 
 async def list_suppliers(
-    session: AsyncSession, *, q: str | None, sort: Sort, page: PageParams
+    session: AsyncSession, *, is_active: bool | None, q: str | None, sort: Sort, page: PageParams
 ) -> tuple[list[Supplier], int]:
-    """Suppliers, optionally searched by name or email."""
+    """Suppliers, optionally only active (or inactive) ones, searched by name or email."""
     async with transaction(session):
         return await repository.list_suppliers(
-            session, q=q, sort=sort, offset=page.offset, limit=page.limit
+            session, is_active=is_active, q=q, sort=sort, offset=page.offset, limit=page.limit
         )
 
 
@@ -453,11 +453,10 @@ async def list_products(
 
 
 async def get_product(session: AsyncSession, product_id: uuid.UUID) -> ProductRow:
-    """One product with its total on hand and its stock per warehouse."""
-    async with transaction(session):
-        row = await _or_404(repository.get_product_row(session, product_id), ProductNotFound)
-        row["stock"] = await repository.product_stock(session, product_id)
-    return row
+    """One product with its total on hand and its stock per warehouse: one statement of its
+    own on the driver connection (see `db.session.single_statement`)."""
+    async with single_statement(session):
+        return await _or_404(repository.get_product_detail(session, product_id), ProductNotFound)
 
 
 async def _check_references(session: AsyncSession, values: dict[str, Any]) -> None:

@@ -33,6 +33,8 @@ the same for MongoDB and mongomock.
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -218,7 +220,7 @@ class Tally:
 
     def to_document(self, granularity: str, start: datetime) -> Document:
         end = start + (HOUR if granularity == "hour" else DAY)
-        return {
+        document = {
             "_id": rollup_id(granularity, start),
             "granularity": granularity,
             "bucket_start": start,
@@ -240,6 +242,8 @@ class Tally:
                 for k, v in sorted(self.actors.items())
             ],
         }
+        document["rev"] = revision(document)
+        return document
 
     @classmethod
     def from_document(cls, document: Mapping[str, Any]) -> Tally:
@@ -265,6 +269,27 @@ class Tally:
                 for row in document.get("actors", [])
             },
         )
+
+
+def revision(document: Mapping[str, Any]) -> str:
+    """A digest of a bucket's content (every field but `rev`): equal revisions, equal counts.
+    Readers cache the bucket parsed under it (`read_pieces`), so an unchanged bucket is read
+    as its `bucket_start` and `rev` alone."""
+    content = repr(
+        sorted((key, _canonical(value)) for key, value in document.items() if key != "rev")
+    )
+    return hashlib.blake2b(content.encode(), digest_size=16).hexdigest()
+
+
+def _canonical(value: Any) -> Any:
+    # Dates compared as UTC instants whatever their tzinfo (read back aware, written naive).
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, dict):
+        return sorted((k, _canonical(v)) for k, v in value.items())
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
 
 
 def rollup_id(granularity: str, start: datetime) -> str:
@@ -532,10 +557,9 @@ async def read_pieces(
     """The events in `[start, end)` (`end` None: no upper bound) as pieces: closed whole hours
     (and, when `days`, closed whole days) from the rollups, the rest from raw events, which
     are at most the partial hour at the start and the hours from the watermark on. Rollup
-    documents are read with only `fields` (the lists a dashboard needs: copying the others is
-    most of the cost in the in-process store)."""
+    documents are read as `bucket_start` and `rev` only, and parsed from the cache of buckets
+    by revision (`_buckets`); `fields` is kept for callers and no longer narrows the read."""
     rollups = rollups_of(events)
-    projection: Document = {"bucket_start": 1, **dict.fromkeys(fields, 1)}
     closed_through = await watermark(rollups)
     first = ceil_hour(start)
     last = floor_hour(end) if end is not None else None
@@ -552,24 +576,61 @@ async def read_pieces(
     if days:
         day_start, day_end = ceil_day(first), floor_day(covered_end)
         if day_start < day_end:
-            found = rollups.find(
-                {"granularity": "day", "bucket_start": {"$gte": day_start, "$lt": day_end}},
-                projection,
-            )
-            pieces += [
-                Piece(as_utc(d["bucket_start"]), "day", Tally.from_document(d)) async for d in found
-            ]
+            pieces += await _buckets(rollups, "day", day_start, day_end)
             hour_ranges = [(first, day_start), (day_end, covered_end)]
     for lo, hi in hour_ranges:
         if lo >= hi:
             continue
-        found = rollups.find(
-            {"granularity": "hour", "bucket_start": {"$gte": lo, "$lt": hi}}, projection
-        )
-        pieces += [
-            Piece(as_utc(d["bucket_start"]), "hour", Tally.from_document(d)) async for d in found
-        ]
+        pieces += await _buckets(rollups, "hour", lo, hi)
     if end is None or covered_end < end:
         tail = await fold_raw(events, covered_end, end)
         pieces += [Piece(h, "hour", t) for h, t in tail.items()]
     return pieces
+
+
+# Parsed buckets by revision, shared by every reader of this process (read-only: the dashboards
+# merge them into tallies of their own). A closed bucket changes only when a late event falls
+# in it, and then its revision changes, so a cached entry is never stale: it is just no longer
+# asked for. Bounded: about a month of hour buckets and five years of day buckets.
+_CACHE_SIZE = 3_000
+_parsed: OrderedDict[str, Tally] = OrderedDict()
+
+
+async def _buckets(
+    rollups: Collection, granularity: str, start: datetime, end: datetime
+) -> list[Piece]:
+    """The `granularity` buckets starting in `[start, end)`: one read of their `bucket_start`
+    and `rev`, and a second, whole read only when one of them is not cached yet (a new or
+    recomputed bucket, or the first read of this process)."""
+    query = {"granularity": granularity, "bucket_start": {"$gte": start, "$lt": end}}
+    light = [d async for d in rollups.find(query, {"_id": 0, "bucket_start": 1, "rev": 1})]
+    tallies: list[Tally | None] = [_cached(d.get("rev")) for d in light]
+    if any(tally is None for tally in tallies):
+        light = [d async for d in rollups.find(query)]
+        tallies = []
+        for document in light:
+            tally = Tally.from_document(document)
+            rev = document.get("rev")
+            if isinstance(rev, str):
+                _remember(rev, tally)
+            tallies.append(tally)
+    return [
+        Piece(as_utc(d["bucket_start"]), granularity, tally if tally is not None else Tally())
+        for d, tally in zip(light, tallies, strict=True)
+    ]
+
+
+def _cached(rev: Any) -> Tally | None:
+    if not isinstance(rev, str):
+        return None
+    tally = _parsed.get(rev)
+    if tally is not None:
+        _parsed.move_to_end(rev)
+    return tally
+
+
+def _remember(rev: str, tally: Tally) -> None:
+    _parsed[rev] = tally
+    _parsed.move_to_end(rev)
+    while len(_parsed) > _CACHE_SIZE:
+        _parsed.popitem(last=False)

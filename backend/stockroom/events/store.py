@@ -152,8 +152,13 @@ def _index_of(store: Any) -> TimeIndex | None:
     collection without one."""
     index: TimeIndex | None = getattr(store, "_stockroom_index", None)
     if index is None and store.name in _INDEXED_FIELDS:
-        counted = "type" if store.name == COLLECTION else None
-        index = store._stockroom_index = TimeIndex(_INDEXED_FIELDS[store.name], counted)
+        events = store.name == COLLECTION
+        index = store._stockroom_index = TimeIndex(
+            _INDEXED_FIELDS[store.name],
+            "type" if events else None,
+            # `/activity?actor_id=` pages: an actor's events, like `actor.id_1_occurred_at_1`.
+            ("actor", "id") if events else None,
+        )
         index.dirty = bool(store._documents)
     return index
 
@@ -182,7 +187,7 @@ def _top_candidates(cursor: Any) -> list[Any] | None:
     else:
         low, high, rest = None, None, spec
     documents = store._documents
-    candidates = index.top(
+    candidates = _narrowed(index, documents, rest).top(
         documents,
         low,
         high,
@@ -192,6 +197,18 @@ def _top_candidates(cursor: Any) -> list[Any] | None:
     )
     candidates += [ranked for ranked in index.others(documents) if filter_applies(spec, ranked[1])]
     return list(_in_store_order(candidates))
+
+
+def _narrowed(index: TimeIndex, documents: Any, rest: dict[str, Any]) -> TimeIndex:
+    """The index to walk for a filter whose non-date part is `rest`: the partition of its
+    `actor.id` when it asks for one string there (the actor index), else the whole index.
+    Either way every candidate is still tested against the whole filter."""
+    value = rest.get("actor.id")
+    if type(value) is str and index.partition == ("actor", "id"):
+        part = index.part(documents, value)
+        if part is not None:
+            return part
+    return index
 
 
 def _in_store_order(ranked: list[tuple[int, Any]]) -> Iterator[Any]:
@@ -302,12 +319,45 @@ def _nested_copier(included: dict[str, Any], keep_id: Any) -> Callable[[Any], An
     project_by_spec: Any = collection._project_by_spec
 
     def project(document: Any) -> Any:
+        try:
+            # One pass (the rollups' read of raw events goes through here for every event).
+            copied = _include(document, combined)
+            if keep_id and "_id" in document:
+                copied["_id"] = _aware_copy(document["_id"])
+            return copied
+        except _Delegate:
+            pass
         copied = project_by_spec(document, combined, is_include=True, container=dict)
         if keep_id and "_id" in document:
             copied["_id"] = document["_id"]
         return _aware_copy(copied)
 
     return project
+
+
+class _Delegate(Exception):
+    """A document `_include` leaves to mongomock (an array on a projected path)."""
+
+
+_ABSENT = object()
+
+
+def _include(document: Any, spec: Any) -> dict[str, Any]:
+    """mongomock's `_project_by_spec` (inclusion) followed by its aware copy, in one pass, for
+    documents whose projected paths hold no arrays."""
+    copied: dict[str, Any] = {}
+    for key, value in document.items():
+        sub = spec.get(key, _ABSENT)
+        if sub is _ABSENT:
+            continue
+        if isinstance(sub, dict):
+            if isinstance(value, dict):
+                copied[key] = _include(value, sub)
+            elif isinstance(value, list | tuple):
+                raise _Delegate
+        else:
+            copied[key] = _aware_copy(value)
+    return copied
 
 
 def _fallback(collection: Any, projection: Any) -> Callable[[Any], Any]:
@@ -386,7 +436,9 @@ def _patch_mongomock() -> None:
         documents, rest = self._store._documents, time_range.rest
         matched = [
             ranked
-            for ranked in index.in_range(documents, time_range.low, time_range.high)
+            for ranked in _narrowed(index, documents, rest).in_range(
+                documents, time_range.low, time_range.high
+            )
             if not rest or filter_applies(rest, ranked[1])
         ]
         matched += [

@@ -12,6 +12,14 @@ an insert appends to `pending`, sorted into `entries` by the next read (Timsort 
 sorted runs in linear time); a delete or a replaced document leaves its old entry behind,
 recognized as stale (it is no longer its key's live entry) and swept out when stale entries
 are half the list. Answers come in the store's insertion order, as mongomock's do.
+
+An index may also be *partitioned* by a string subfield (`actor.id` of events): each value
+keeps its own sorted index of the same documents, with the same ranks, so `/activity?actor_id=`
+walks only that actor's events (about 1/200th of them in the bench) instead of testing every
+event of the range against the filter. Documents whose field holds something other than a
+plain value there (an array of actors, an array of ids) could match a string equality in ways
+the partition does not model; while any such document is stored the partition is not offered
+(`part` returns None) and mongomock's matching over the whole index answers, as before.
 """
 
 from __future__ import annotations
@@ -35,8 +43,15 @@ _date = itemgetter(0)
 class TimeIndex:
     """The documents of one mongomock collection store, by the date in `field`."""
 
-    def __init__(self, field: str, counted: str | None = None) -> None:
+    def __init__(
+        self, field: str, counted: str | None = None, partition: tuple[str, str] | None = None
+    ) -> None:
         self.field = field
+        # (`actor`, `id`): documents are also indexed per string value of `actor.id`.
+        self.partition = partition
+        self._parts: dict[str, TimeIndex] = {}
+        self._part_of: dict[Hashable, str] = {}
+        self._odd: dict[Hashable, None] = {}  # keys whose partition field is not plain
         # A top-level field whose distinct values are counted (`type` of events: a `stock.*`
         # filter asks for the types it covers). Documents whose value there is not a string
         # (missing, an array...) are only listed, for mongomock to read.
@@ -54,15 +69,19 @@ class TimeIndex:
         self.dirty = False  # rebuild from the store before the next read
 
     def clear(self) -> None:
-        self.__init__(self.field, self.counted)  # type: ignore[misc]
+        self.__init__(self.field, self.counted, self.partition)  # type: ignore[misc]
 
-    def stored(self, key: Hashable, document: Mapping[str, Any]) -> None:
+    def stored(self, key: Hashable, document: Mapping[str, Any], rank: int | None = None) -> None:
         """`document` was stored (inserted, or replaced whole) under `key`, or changed in place.
         A key already stored keeps its rank, as it keeps its place in the store."""
-        rank = self._rank.get(key)
         if rank is None:
-            rank = self._rank[key] = next(self._ranks)
+            rank = self._rank.get(key)
+            if rank is None:
+                rank = next(self._ranks)
+        self._rank[key] = rank
         self._forget(key)
+        if self.partition is not None:
+            self._partition(key, document, rank)
         if self.counted is not None:
             counted = document.get(self.counted)
             if type(counted) is str:
@@ -80,7 +99,41 @@ class TimeIndex:
         else:
             self._others[key] = None
 
+    def _partition(self, key: Hashable, document: Mapping[str, Any], rank: int) -> None:
+        assert self.partition is not None
+        outer, inner = self.partition
+        parent = document.get(outer)
+        if parent is None:
+            return  # (missing or null: no string equality on the subfield matches it)
+        if type(parent) is not dict:
+            self._odd[key] = None
+            return
+        value = parent.get(inner)
+        if type(value) is str:
+            part = self._parts.get(value)
+            if part is None:
+                part = self._parts[value] = TimeIndex(self.field)
+            part.stored(key, document, rank)
+            self._part_of[key] = value
+        elif isinstance(value, list | tuple | dict):
+            self._odd[key] = None  # (an array may hold the string; a dict is compared whole)
+
+    def part(self, documents: Mapping[Hashable, Any], value: str) -> TimeIndex | None:
+        """The index of the documents whose partition field is `value` (an empty one when
+        there are none); None when the partition cannot answer for every document."""
+        self._sorted(documents)  # (rebuilds a dirty index, partitions included)
+        if self.partition is None or self._odd:
+            return None
+        return self._parts.get(value) or TimeIndex(self.field)
+
     def _forget(self, key: Hashable) -> None:
+        part = self._part_of.pop(key, None)
+        if part is not None:
+            index = self._parts[part]
+            index.removed(key)
+            if not index._rank:
+                del self._parts[part]
+        self._odd.pop(key, None)
         if self._live.pop(key, None) is not None:
             self._stale += 1  # its entry stays in the list until the next sweep
         self._others.pop(key, None)

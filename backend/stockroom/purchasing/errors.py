@@ -13,6 +13,11 @@ class SupplierNotFound(NotFound):
     default_detail = "supplier not found"
 
 
+class InactiveSupplier(Conflict):
+    code = "inactive_supplier"
+    default_detail = "the supplier is inactive: it takes no new or changed purchase orders"
+
+
 class OverReceipt(Conflict):
     code = "over_receipt"
     default_detail = (

@@ -66,8 +66,14 @@ async def _order_suggestions(
         session, SuggestionFilter(warehouse_id=data.warehouse_id, supplier_id=data.supplier_id)
     )
     orders: list[PurchaseOrderRead] = []
-    skipped = [ReorderSuggestion.model_validate(row) for row in rows if row.supplier_id is None]
-    supplied = [row for row in rows if row.supplier_id is not None]
+    # No order for a product without a supplier, or whose supplier is inactive: a client tells
+    # the two apart by supplier_id (null or not).
+    skipped = [
+        ReorderSuggestion.model_validate(row)
+        for row in sorted(rows, key=lambda row: (row.sku, row.warehouse_code))
+        if not row.supplier_active
+    ]
+    supplied = [row for row in rows if row.supplier_active]
     for (supplier_id, warehouse_id), group in itertools.groupby(
         supplied, key=lambda row: (row.supplier_id, row.warehouse_id)
     ):
@@ -88,7 +94,7 @@ async def order_suggestions(
     key: IdempotencyKey | None = None,
 ) -> ReorderResult | StoredResponse:
     """One draft purchase order per supplier and warehouse from the current suggestions, in one
-    transaction; suggestions for products without a supplier come back as `skipped`."""
+    transaction; suggestions for products without an active supplier come back as `skipped`."""
     return await run_idempotent(
         session, key, lambda: _order_suggestions(session, data, ctx), status=201
     )

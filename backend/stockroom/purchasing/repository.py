@@ -37,8 +37,12 @@ class OrderFilter:
     created_to: datetime | None = None
 
 
-async def supplier_exists(session: AsyncSession, supplier_id: uuid.UUID) -> bool:
-    return bool(await session.scalar(select(exists().where(Supplier.id == supplier_id))))
+async def supplier_active(session: AsyncSession, supplier_id: uuid.UUID) -> bool | None:
+    """Whether the supplier is active; None when there is no such supplier."""
+    value: bool | None = await session.scalar(
+        select(Supplier.is_active).where(Supplier.id == supplier_id)
+    )
+    return value
 
 
 def add_order(session: AsyncSession, **values: Any) -> PurchaseOrder:
@@ -169,12 +173,14 @@ async def count_open(session: AsyncSession) -> int:
 # nothing (reorder_quantity 0, exactly at the point) is no suggestion.
 _SUGGESTIONS = """
 SELECT l.product_id, p.sku, p.name AS product_name, l.warehouse_id, w.code AS warehouse_code,
-       p.supplier_id, l.on_hand, l.reserved, l.on_order, p.reorder_point, p.reorder_quantity,
+       p.supplier_id, coalesce(s.is_active, false) AS supplier_active,
+       l.on_hand, l.reserved, l.on_order, p.reorder_point, p.reorder_quantity,
        p.reorder_point + p.reorder_quantity - (l.on_hand - l.reserved + l.on_order)
            AS suggested_quantity
   FROM stock_levels l
   JOIN products p ON p.id = l.product_id
   JOIN warehouses w ON w.id = l.warehouse_id
+  LEFT JOIN suppliers s ON s.id = p.supplier_id
  WHERE p.is_active AND w.is_active
    AND l.on_hand - l.reserved + l.on_order <= p.reorder_point
    AND l.on_hand - l.reserved + l.on_order < p.reorder_point + p.reorder_quantity

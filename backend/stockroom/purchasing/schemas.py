@@ -152,5 +152,8 @@ class ReorderResult(_Out):
         description="the draft orders created: one per supplier and warehouse"
     )
     skipped: list[ReorderSuggestion] = Field(
-        description="suggestions for products without a supplier: no order was made for them"
+        description=(
+            "suggestions for products without a supplier (supplier_id null) or whose supplier"
+            " is inactive: no order was made for them"
+        )
     )

@@ -27,7 +27,12 @@ from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import Page, PageParams, Sort
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
 from stockroom.purchasing import repository
-from stockroom.purchasing.errors import OverReceipt, PurchaseOrderNotFound, SupplierNotFound
+from stockroom.purchasing.errors import (
+    InactiveSupplier,
+    OverReceipt,
+    PurchaseOrderNotFound,
+    SupplierNotFound,
+)
 from stockroom.purchasing.models import (
     OPEN_PURCHASE_STATUSES,
     PURCHASE_ORDER_NUMBERS,
@@ -102,6 +107,15 @@ def _not_allowed(
     )
 
 
+async def _check_supplier(session: AsyncSession, supplier_id: uuid.UUID) -> None:
+    """404 for an unknown supplier, 409 for an inactive one."""
+    active = await repository.supplier_active(session, supplier_id)
+    if active is None:
+        raise SupplierNotFound(supplier_id=str(supplier_id))
+    if not active:
+        raise InactiveSupplier(supplier_id=str(supplier_id))
+
+
 async def _checked_lines(
     session: AsyncSession,
     supplier_id: uuid.UUID,
@@ -110,8 +124,7 @@ async def _checked_lines(
 ) -> list[dict[str, Any]]:
     """The lines to insert, after checking the supplier, warehouse and products; a line without
     `unit_cost` takes its product's cost price."""
-    if not await repository.supplier_exists(session, supplier_id):
-        raise SupplierNotFound(supplier_id=str(supplier_id))
+    await _check_supplier(session, supplier_id)
     products = await reservations.checked_order_targets(
         session, warehouse_id, [line.product_id for line in lines]
     )
@@ -242,6 +255,10 @@ async def update_order(
                         {k: v for k, v in line.items() if k != "unit_cost"} for line in new_lines
                     ],
                 }
+        else:
+            # A draft of a supplier deactivated since is not changed either (only cancelled, or
+            # moved to another supplier, which the branch above checks).
+            await _check_supplier(session, supplier_id)
         order.updated_at = utcnow()  # bumps the version, also when only the lines changed
         try:
             await session.flush()

@@ -14,7 +14,14 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 
-from stockroom.auth.deps import AppSettings, WriteContext, ensure_permissions, require
+from stockroom.auth.deps import (
+    AppSettings,
+    Caller,
+    WriteContext,
+    caller,
+    ensure_permissions,
+    require,
+)
 from stockroom.auth.permissions import Perm
 from stockroom.context import Principal
 from stockroom.db.session import Session
@@ -46,6 +53,8 @@ JSON = "application/json"
 StockReader = Annotated[Principal, Depends(require(Perm.STOCK_READ))]
 StockWriter = Annotated[Principal, Depends(require(Perm.STOCK_WRITE))]
 StockAdjuster = Annotated[Principal, Depends(require(Perm.STOCK_ADJUST))]
+# The hot route's one dependency: session, authentication, stock:write and the context.
+StockWriterCaller = Annotated[Caller, caller(Perm.STOCK_WRITE)]
 
 _IDEMPOTENT = (
     " Send an `Idempotency-Key` header to make retries safe: the same key and body replay the "
@@ -151,14 +160,10 @@ Filters = Annotated[MovementFilter, Depends(_movement_filter)]
     + _COST_NOTE,
 )
 async def post_stock_movement(
-    request: Request,
-    data: MovementCreate,
-    session: Session,
-    principal: StockWriter,
-    ctx: WriteContext,
-    key: IdempotencyKeyHeader,
+    request: Request, data: MovementCreate, who: StockWriterCaller, key: IdempotencyKeyHeader
 ) -> Response:
     """Post a stock movement to the ledger."""
+    session, principal, ctx = who.session, who.principal, who.ctx
     if data.type in ADJUST_MOVEMENT_TYPES:
         await ensure_permissions(request, session, principal, Perm.STOCK_ADJUST)
     if data.unit_cost is not None:
