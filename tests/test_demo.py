@@ -1,4 +1,5 @@
-"""`stockroom seed --demo` as a user runs it: a populated catalog, stock and one user per role."""
+"""`stockroom seed --demo` as a user runs it: a populated catalog, stock, orders in every status
+and one user per role."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -54,6 +56,64 @@ async def _counts(url: str) -> dict[str, int]:
     }
 
 
+async def _orders(url: str) -> dict[str, Any]:
+    """Orders by status, and reserved per level beside what the open sales orders leave
+    unshipped."""
+    engine = create_engine(url)
+    try:
+        async with engine.connect() as connection:
+            purchases = dict(
+                (await connection.execute(text(_BY_STATUS.format(table="purchase_orders")))).all()
+            )
+            sales = dict(
+                (await connection.execute(text(_BY_STATUS.format(table="sales_orders")))).all()
+            )
+            reserved = dict(
+                (
+                    await connection.execute(
+                        text(
+                            "SELECT product_id::text || '@' || warehouse_id::text, reserved"
+                            "  FROM stock_levels WHERE reserved <> 0"
+                        )
+                    )
+                ).all()
+            )
+            unshipped = dict(
+                (
+                    await connection.execute(
+                        text(
+                            "SELECT l.product_id::text || '@' || o.warehouse_id::text,"
+                            "       sum(l.quantity - l.shipped_quantity)"
+                            "  FROM sales_order_lines l"
+                            "  JOIN sales_orders o ON o.id = l.sales_order_id"
+                            " WHERE o.status IN ('confirmed', 'partially_shipped')"
+                            " GROUP BY 1"
+                        )
+                    )
+                ).all()
+            )
+            on_order = await connection.scalar(text("SELECT sum(on_order) FROM stock_levels"))
+            linked = await connection.scalar(
+                text(
+                    "SELECT count(*) FROM stock_movements"
+                    " WHERE purchase_order_id IS NOT NULL OR sales_order_id IS NOT NULL"
+                )
+            )
+    finally:
+        await engine.dispose()
+    return {
+        "purchases": purchases,
+        "sales": sales,
+        "reserved": reserved,
+        "unshipped": unshipped,
+        "on_order": on_order,
+        "linked movements": linked,
+    }
+
+
+_BY_STATUS = "SELECT status, count(*) FROM {table} GROUP BY status"
+
+
 async def test_seed_demo_fills_every_domain_through_its_services_and_runs_once(
     fresh_database: str,
 ) -> None:
@@ -68,6 +128,26 @@ async def test_seed_demo_fills_every_domain_through_its_services_and_runs_once(
     assert f"{counts['movements']} stock movements" in first.stdout
     # Written through the use cases: each product's creation is an activity event.
     assert counts["product events"] == 6
+
+    # Orders in every status, their stock figures in step with them.
+    assert "demo orders: 6 purchase orders, 5 sales orders" in first.stdout
+    orders = await _orders(fresh_database)
+    assert orders["purchases"] == dict.fromkeys(
+        ("draft", "ordered", "partially_received", "received", "cancelled", "closed"), 1
+    )
+    assert orders["sales"] == dict.fromkeys(
+        ("draft", "confirmed", "partially_shipped", "shipped", "cancelled"), 1
+    )
+    # confirmed 6, partially shipped 8 (3 shipped) and 4 on its second line
+    assert sum(orders["reserved"].values()) == 6 + 5 + 4
+    assert orders["reserved"] == orders["unshipped"]
+    assert orders["on_order"] == 30 + (30 - 12)  # ordered, partially received
+    assert orders["linked movements"] == 3 + 2  # receive calls, ship calls
+    suggestions = int(first.stdout.split(" reorder suggestions")[0].rsplit(" ", 1)[-1])
+    assert suggestions > 0
+    # The ledger, reserved and on order agree with the movements and the orders: no drift.
+    check = await stockroom(fresh_database, "stock", "check")
+    assert check.returncode == 0, check.stdout + check.stderr
 
     again = await stockroom(fresh_database, "seed", "--demo")
     assert again.returncode == 0, again.stderr

@@ -7,7 +7,20 @@ The bottom layer, so that `events`, every service and every router may use it wi
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+# The id of the request being handled (set by the request middleware), for problem documents
+# and logs; None outside a request.
+_request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+
+def current_request_id() -> str | None:
+    return _request_id.get()
+
+
+def set_request_id(value: str | None) -> None:
+    _request_id.set(value)
 
 
 @dataclass(frozen=True, slots=True)

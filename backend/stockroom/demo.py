@@ -208,12 +208,126 @@ async def seed_stock(
     return posted
 
 
+async def seed_orders(
+    sessionmaker: Sessionmaker,
+    ctx: Context,
+    products: list[ProductRow],
+    warehouses: list[Warehouse],
+) -> tuple[int, int, int, int]:
+    """Purchase and sales orders at the first warehouse, one or more in every status, through the
+    order services (so receipts and shipments post through the ledger and reservations and
+    on-order quantities are real); (purchase orders, sales orders, movements posted, reorder
+    suggestions at the end).
+
+    The sales orders sell the first product, which the fully received purchase order brought in
+    (40 units), so every confirmation finds its stock whatever the random receipts were."""
+    # Every mapped class: an order's `created_by` refers to `users`, whose mapping the seeder
+    # has not loaded yet at this point (users are created last).
+    import stockroom.db.models  # noqa: F401
+    from stockroom.http.pagination import PageParams
+    from stockroom.purchasing import reorder
+    from stockroom.purchasing import service as po
+    from stockroom.purchasing.repository import SuggestionFilter
+    from stockroom.purchasing.schemas import (
+        PurchaseOrderCreate,
+        PurchaseOrderLineIn,
+        ReceiveRequest,
+    )
+    from stockroom.sales import service as so
+    from stockroom.sales.schemas import (
+        Customer,
+        SalesOrderCreate,
+        SalesOrderLineIn,
+        ShipRequest,
+    )
+    from stockroom.stock.order_schemas import LineQuantity
+
+    warehouse = warehouses[0].id
+    movements = 0
+
+    def product(i: int) -> ProductRow:
+        return products[i % len(products)]
+
+    # (status, product index, quantity, received: None when never submitted, then cancelled?)
+    purchases: list[tuple[str, int, int, int | None, bool]] = [
+        ("draft", 2, 25, None, False),
+        ("ordered", 3, 30, 0, False),
+        ("partially_received", 1, 30, 12, False),
+        ("received", 0, 40, 40, False),
+        ("cancelled", 4, 10, 0, True),
+        ("closed", 5, 20, 5, True),
+    ]
+    async with sessionmaker() as session:
+        for note, index, quantity, received, cancel in purchases:
+            item = product(index)
+            order = await po.create_order(
+                session,
+                PurchaseOrderCreate(
+                    supplier_id=item["supplier_id"],
+                    warehouse_id=warehouse,
+                    reference="DEMO",
+                    note=f"demo: {note}",
+                    lines=[PurchaseOrderLineIn(product_id=item["id"], quantity=quantity)],
+                ),
+                ctx,
+            )
+            if received is None:
+                continue
+            await po.submit_order(session, order.id, ctx)
+            if received:
+                lines = [LineQuantity(line_id=order.lines[0].id, quantity=received)]
+                await po.receive_order(session, order.id, ReceiveRequest(lines=lines), ctx)
+                movements += len(lines)
+            if cancel:
+                await po.cancel_order(session, order.id, ctx)
+
+        first, second = product(0), product(1)
+        two_products = first["id"] != second["id"]
+        # (status, [(product, quantity)], shipped of the first line, then cancelled?)
+        sales: list[tuple[str, list[tuple[ProductRow, int]], int | None, bool]] = [
+            ("draft", [(first, 5)], None, False),
+            ("confirmed", [(first, 6)], 0, False),
+            ("partially_shipped", [(first, 8)] + ([(second, 4)] if two_products else []), 3, False),
+            ("shipped", [(first, 4)], 4, False),
+            ("cancelled", [(first, 3)], 0, True),
+        ]
+        for note, lines_in, shipped, cancel in sales:
+            sale = await so.create_order(
+                session,
+                SalesOrderCreate(
+                    warehouse_id=warehouse,
+                    customer=Customer(name=f"Demo customer ({note})"),
+                    reference="DEMO",
+                    note=f"demo: {note}",
+                    lines=[
+                        SalesOrderLineIn(product_id=item["id"], quantity=quantity)
+                        for item, quantity in lines_in
+                    ],
+                ),
+                ctx,
+            )
+            if shipped is None:
+                continue
+            await so.confirm_order(session, sale.id, ctx)
+            if shipped:
+                lines = [LineQuantity(line_id=sale.lines[0].id, quantity=shipped)]
+                await so.ship_order(session, sale.id, ShipRequest(lines=lines), ctx)
+                movements += len(lines)
+            if cancel:
+                await so.cancel_order(session, sale.id, ctx)
+        suggestions = await reorder.list_suggestions(
+            session, SuggestionFilter(), PageParams(page=1, page_size=1)
+        )
+    return len(purchases), len(sales), movements, suggestions.total
+
+
 def seed(
     demo: Annotated[bool, typer.Option("--demo", help="load the demo data set")] = False,
     products: Annotated[int, typer.Option(min=1, max=10_000, help="demo products")] = 300,
     random_seed: Annotated[int, typer.Option("--seed", help="random seed")] = 7,
 ) -> None:
-    """Load demo data: a category tree, suppliers, 3 warehouses, products, stock, users."""
+    """Load demo data: a category tree, suppliers, 3 warehouses, products, stock, purchase and
+    sales orders in every status, users."""
     if not demo:
         typer.echo("nothing to do: pass --demo to load the demo data set", err=True)
         raise typer.Exit(2)
@@ -235,11 +349,20 @@ def seed(
             created, warehouses = await seed_catalog(sessionmaker, ctx, products, rng)
             typer.echo("posting stock receipts and sales through the ledger ...")
             movements = await seed_stock(sessionmaker, ctx, created, warehouses, rng)
+            typer.echo("creating purchase and sales orders in every status ...")
+            purchase_orders, sales_orders, order_movements, suggestions = await seed_orders(
+                sessionmaker, ctx, created, warehouses
+            )
+            movements += order_movements
             users = await seed_users(sessionmaker, ctx)
         categories = sum(1 + len(c) + sum(len(g) for g in c.values()) for c in DEMO_TREE.values())
         typer.echo(
             f"demo data: {categories} categories, {len(DEMO_SUPPLIERS)} suppliers, "
             f"{len(warehouses)} warehouses, {len(created)} products, {movements} stock movements"
+        )
+        typer.echo(
+            f"demo orders: {purchase_orders} purchase orders, {sales_orders} sales orders; "
+            f"{suggestions} reorder suggestions"
         )
         typer.echo("demo users (passwords are shown only now):")
         for role, email, password in users:

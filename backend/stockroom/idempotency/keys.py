@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from stockroom.http.errors import Conflict, ValidationFailed
+from stockroom.problems import Conflict, ValidationFailed
 
 
 class IdempotencyKeyReused(ValidationFailed):

@@ -9,9 +9,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.db.session import transaction
-from stockroom.http.errors import AppError, problem_body
 from stockroom.idempotency import repository
 from stockroom.idempotency.keys import IdempotencyKey, IdempotentRequestInProgress, StoredResponse
+from stockroom.problems import AppError, problem_body
 
 M = TypeVar("M", bound=BaseModel)
 
