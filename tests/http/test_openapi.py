@@ -204,3 +204,28 @@ def test_email_pattern_names_what_is_refused() -> None:
                 email_validator.validate_email(address, check_deliverability=False)
     for address in ("a@example.com", f"a@{SPECIAL_USE_DOMAINS[0]}x.com", "a@test.example.org"):
         assert re.search(PUBLIC_DOMAIN_PATTERN, address), address
+
+
+async def test_every_operation_documents_the_refusals_a_client_switches_on(
+    openapi: dict[str, Any],
+) -> None:
+    """A generated client gets a typed branch for each documented status: 404 wherever a path id
+    is taken, 403 wherever a permission is needed, 401 wherever a token is. Only the caller's own
+    session and profile need no permission (any signed-in user may use them)."""
+    missing = []
+    self_service = set()
+    for method, path, operation in operations(openapi):
+        statuses = set(operation["responses"])
+        if "{" in path and "404" not in statuses:
+            missing.append(f"404 {method.upper()} {path}")
+        if operation.get("security"):
+            if "401" not in statuses:
+                missing.append(f"401 {method.upper()} {path}")
+            if "403" not in statuses:
+                self_service.add(f"{method.upper()} {path}")
+    assert not missing, missing
+    assert self_service == {
+        "POST /api/v1/auth/logout",
+        "GET /api/v1/users/me",
+        "POST /api/v1/users/me/password",
+    }
