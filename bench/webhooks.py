@@ -3,6 +3,7 @@ endpoints subscribed to `stock.*`, delivering to a receiver on 127.0.0.1.
 
     uv run python bench/webhooks.py [--rate 200] [--seconds 15] [--endpoints 3]
         [--dispatcher separate|in-process] [--relay off|on]
+    uv run python bench/webhooks.py --backlog 1000     # the dispatcher alone: drain a backlog
 
 Starts `stockroom serve` (embedded PostgreSQL, private targets allowed for the local receiver)
 and, in this process, a minimal HTTP/1.1 keep-alive receiver that answers 204 to everything.
@@ -292,6 +293,68 @@ async def run(args: argparse.Namespace) -> None:
         )
 
 
+async def drain(args: argparse.Namespace) -> None:
+    """`--backlog N`: N movements x `--endpoints` deliveries pending with no dispatcher running,
+    then a `stockroom relay` started to deliver them all: its CPU per delivery and the rate,
+    without the API's load beside it."""
+    receiver = Receiver()
+    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    env = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "RELAY_ENABLED": "false",
+           "WEBHOOK_DISPATCHER_ENABLED": "false"}  # fmt: skip
+    expected = args.backlog * args.endpoints
+    with serve_process(None, **env) as (base, data_dir, pid):
+        token = await asyncio.to_thread(login, base)
+        async with httpx.AsyncClient(
+            base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client:
+            warehouse = (
+                await client.post("/warehouses", json={"code": "WHB", "name": "Bench"})
+            ).json()["id"]
+            product = (
+                await client.post("/products", json={"sku": f"B-{uuid.uuid4().hex[:6]}",
+                                  "name": "Bench", "cost_price": "1.00", "sale_price": "2.00"})
+            ).json()["id"]  # fmt: skip
+            for n in range(args.endpoints):
+                created = await client.post(
+                    "/webhooks", json={"url": f"http://127.0.0.1:{port}/hook/{n}",
+                                       "event_types": ["stock.*"]},
+                )  # fmt: skip
+                assert created.status_code == 201, created.text
+            gate = asyncio.Semaphore(16)
+
+            async def one() -> None:
+                async with gate:
+                    posted = await client.post(
+                        "/stock-movements", json={"product_id": product,
+                        "warehouse_id": warehouse, "type": "receipt", "quantity": 1},
+                    )  # fmt: skip
+                    assert posted.status_code == 201, posted.text
+
+            await asyncio.gather(*(one() for _ in range(args.backlog)))
+        meter = CpuMeter(pid, data_dir)
+        with cli_process(data_dir, "relay", WEBHOOK_ALLOW_PRIVATE_TARGETS="true") as relay_pid:
+            cpu_before, (_, pg_before), started = (
+                cpu_seconds(relay_pid),
+                meter.read(),
+                time.monotonic(),
+            )
+            while (
+                len(receiver.arrivals) < expected and time.monotonic() - started < DRAIN_TIMEOUT_S
+            ):
+                await asyncio.sleep(0.05)
+            elapsed = time.monotonic() - started
+            cpu = cpu_seconds(relay_pid) - cpu_before
+            pg = meter.read()[1] - pg_before
+    server.close()
+    got = len(receiver.arrivals)
+    print(f"backlog drain: {got}/{expected} deliveries ({args.backlog} movements x "
+          f"{args.endpoints} endpoints) in {elapsed:.2f} s = {got / elapsed:.0f}/s, "
+          f"{receiver.duplicates} duplicates; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"CPU per delivery: dispatcher (`stockroom relay`) {cpu / max(1, got) * 1000:.2f} ms, "
+          f"PostgreSQL {pg / max(1, got) * 1000:.2f} ms")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rate", type=float, default=200.0)
@@ -299,7 +362,12 @@ def main() -> None:
     parser.add_argument("--endpoints", type=int, default=3)
     parser.add_argument("--dispatcher", choices=("separate", "in-process"), default="separate")
     parser.add_argument("--relay", choices=("off", "on"), default="off")
-    asyncio.run(run(parser.parse_args()))
+    parser.add_argument(
+        "--backlog", type=int, default=0,
+        help="instead: N movements' deliveries left pending, then drained by a stockroom relay",
+    )  # fmt: skip
+    args = parser.parse_args()
+    asyncio.run(drain(args) if args.backlog else run(args))
 
 
 if __name__ == "__main__":

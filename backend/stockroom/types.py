@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from pydantic import (
     BeforeValidator,
+    EmailStr,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
@@ -97,6 +98,34 @@ SAFE_TEXT = _SafeTextCheck()
 SAFE_TEXT]`. It runs on the text as sent, before stripping, lengths and patterns; write it last,
 so that the constraints before it stay on the string itself (pydantic applies constraints written
 after a validator generically: lengths before stripping)."""
+
+# The special-use names (RFC 6761 and kin) email-validator refuses as an address's domain, or as
+# its last labels, in any case: `.test`, `localhost`, ... A JSON Schema `format: email` does not
+# exclude them, so the document states the refusal as a pattern (ECMA-262, hence the letter
+# classes instead of a case-insensitive flag). `test_email_pattern_names_what_is_refused` keeps
+# the list equal to email-validator's.
+SPECIAL_USE_DOMAINS = ("arpa", "invalid", "local", "localhost", "onion", "test")
+PUBLIC_DOMAIN_PATTERN = (
+    r"^(?![^@]*@(?:[^@]*\.)?(?:"
+    + "|".join("".join(f"[{c.upper()}{c}]" for c in name) for name in SPECIAL_USE_DOMAINS)
+    + r")$)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _PublicDomainRule:
+    """`PUBLIC_DOMAIN_PATTERN` in the JSON schema of an email (the check is email-validator's)."""
+
+    def __get_pydantic_json_schema__(
+        self, schema: core_schema.CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        json_schema = handler(schema)
+        json_schema.setdefault("allOf", []).append({"pattern": PUBLIC_DOMAIN_PATTERN})
+        return json_schema
+
+
+Email = Annotated[EmailStr, SAFE_TEXT, _PublicDomainRule()]
+"""An email address from a caller: safe text, deliverable syntax, not at a special-use domain."""
 
 SafeText = Annotated[str, SAFE_TEXT]
 """Text from a caller (a body field, a query parameter, a CSV cell): NUL or another control

@@ -6,9 +6,11 @@ import re
 import uuid
 from typing import Any
 
+import email_validator
 import httpx
 import pytest
 
+from stockroom.types import PUBLIC_DOMAIN_PATTERN, SPECIAL_USE_DOMAINS
 from tests.conftest import ClientAs
 from tests.http.test_problems import assert_problem
 
@@ -159,3 +161,71 @@ async def test_links_lead_from_each_create_to_the_operations_on_its_id(
     assert "create_stock_transfer.product_id" in product_links
     transfer_links = openapi["paths"]["/api/v1/stock-transfers"]["post"]["responses"]["201"]
     assert {"complete_stock_transfer", "cancel_stock_transfer"} <= set(transfer_links["links"])
+
+
+async def test_the_stateful_phase_reaches_every_operation_on_a_path_id(
+    openapi: dict[str, Any],
+) -> None:
+    """Schemathesis's stateful phase calls an operation on an id only by following a link from
+    a response that carried the id: one that no link targets, with every path parameter bound,
+    is never called with a real id (only a guessed one, which is a 404)."""
+    by_id = {
+        operation["operationId"]: (path, operation) for _, path, operation in operations(openapi)
+    }
+    bound: dict[str, set[str]] = {}  # operationId -> path parameters some link binds, in one link
+    for _, _, operation in operations(openapi):
+        for response in operation["responses"].values():
+            for link in response.get("links", {}).values():
+                names = {
+                    where.split(".", 1)[1]
+                    for where in link.get("parameters", {})
+                    if where.startswith("path.")
+                }
+                target_path, _ = by_id[link["operationId"]]
+                wanted = set(re.findall(r"\{([^}]+)\}", target_path))
+                if wanted <= names:
+                    bound.setdefault(link["operationId"], set()).update(names)
+    unreachable = sorted(
+        f"{method.upper()} {path}"
+        for method, path, operation in operations(openapi)
+        if "{" in path and operation["operationId"] not in bound
+    )
+    assert not unreachable, f"no link binds every path id of: {unreachable}"
+
+
+def test_email_pattern_names_what_is_refused() -> None:
+    """The document's email pattern refuses exactly the special-use domains the server refuses
+    (email-validator's list), so that a generated client or form validates as the server does."""
+    assert set(SPECIAL_USE_DOMAINS) == set(email_validator.SPECIAL_USE_DOMAIN_NAMES)
+    for name in SPECIAL_USE_DOMAINS:
+        for address in (f"a@{name}", f"a@shop.{name.upper()}"):
+            assert re.search(PUBLIC_DOMAIN_PATTERN, address) is None, address
+            with pytest.raises(email_validator.EmailNotValidError):
+                email_validator.validate_email(address, check_deliverability=False)
+    for address in ("a@example.com", f"a@{SPECIAL_USE_DOMAINS[0]}x.com", "a@test.example.org"):
+        assert re.search(PUBLIC_DOMAIN_PATTERN, address), address
+
+
+async def test_every_operation_documents_the_refusals_a_client_switches_on(
+    openapi: dict[str, Any],
+) -> None:
+    """A generated client gets a typed branch for each documented status: 404 wherever a path id
+    is taken, 403 wherever a permission is needed, 401 wherever a token is. Only the caller's own
+    session and profile need no permission (any signed-in user may use them)."""
+    missing = []
+    self_service = set()
+    for method, path, operation in operations(openapi):
+        statuses = set(operation["responses"])
+        if "{" in path and "404" not in statuses:
+            missing.append(f"404 {method.upper()} {path}")
+        if operation.get("security"):
+            if "401" not in statuses:
+                missing.append(f"401 {method.upper()} {path}")
+            if "403" not in statuses:
+                self_service.add(f"{method.upper()} {path}")
+    assert not missing, missing
+    assert self_service == {
+        "POST /api/v1/auth/logout",
+        "GET /api/v1/users/me",
+        "POST /api/v1/users/me/password",
+    }

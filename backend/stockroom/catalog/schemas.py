@@ -15,7 +15,6 @@ from typing import Annotated, Any
 from pydantic import (
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     PlainSerializer,
     StrictBool,
@@ -24,7 +23,15 @@ from pydantic import (
     field_validator,
 )
 
-from stockroom.types import NOT_NULL, SAFE_TEXT, WHOLE_NUMBER, MoneyIn, MoneyStr, PositiveMoneyIn
+from stockroom.types import (
+    NOT_NULL,
+    SAFE_TEXT,
+    WHOLE_NUMBER,
+    Email,
+    MoneyIn,
+    MoneyStr,
+    PositiveMoneyIn,
+)
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
@@ -36,7 +43,6 @@ CategoryName = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=120), SAFE_TEXT
 ]
 Phone = Annotated[str, StringConstraints(strip_whitespace=True, max_length=50), SAFE_TEXT] | None
-Email = Annotated[EmailStr, SAFE_TEXT]
 
 
 # Sort fields of each list, in the order the contract names them.

@@ -9,11 +9,14 @@ for any route is added here, so the schema lists every status a client may see: 
 - links from each create (`POST /things` answering 201) to every operation that takes the new
   id: the item paths under `/things/{thing_id}`, and any other operation with a `thing_id`
   parameter or body field (`*_thing_id` too, as in `from_warehouse_id`). A client generator or a
-  stateful tester follows them; a new router gets them by naming its path parameter `thing_id`.
+  stateful tester follows them; a new router gets them by naming its path parameter `thing_id`;
+- links from a list nothing creates into (an endpoint's deliveries) to the operations on its
+  first item, so that every operation taking a path id is some link's target.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI
@@ -230,7 +233,10 @@ def _add_create_links(schema: dict[str, Any]) -> None:
             ),
             None,
         )
-        if created is None or key is None:
+        if key is None:
+            continue
+        if created is None:
+            _add_list_links(paths, collection, key)
             continue
         # `{product_id}` is the created body's `id`; a resource addressed by another key
         # (`/roles/{name}`) links only to its own item paths, by that field.
@@ -269,3 +275,33 @@ def _add_create_links(schema: dict[str, Any]) -> None:
                         }
         if links:
             created["links"] = links
+
+
+def _add_list_links(paths: dict[str, dict[str, Any]], collection: str, key: str) -> None:
+    """Links from a list that no operation creates into (`GET /webhooks/{endpoint_id}/deliveries`)
+    to the operations on one of its items: the first item's id, and the list's own path ids
+    as the request gave them. Without them no stateful client reaches those operations."""
+    listed = paths[collection].get("get", {}).get("responses", {}).get("200")
+    if listed is None or not key.endswith("_id"):
+        return
+    own = {name: f"$request.path.{name}" for name in re.findall(r"\{([^}]+)\}", collection)}
+    links: dict[str, Any] = {}
+    for path, target_item in paths.items():
+        if not path.startswith(collection + "/{"):
+            continue
+        for method, operation in target_item.items():
+            if method not in _METHODS or "operationId" not in operation:
+                continue
+            values = {**own, key: "$response.body#/items/0/id"}
+            parameters = {
+                f"path.{p['name']}": values[p["name"]]
+                for p in operation.get("parameters", [])
+                if p["in"] == "path" and p["name"] in values
+            }
+            links[operation["operationId"]] = {
+                "operationId": operation["operationId"],
+                "parameters": parameters,
+                "description": f"`{key}` = the first listed item's id",
+            }
+    if links:
+        listed["links"] = links

@@ -11,7 +11,6 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
-    EmailStr,
     Field,
     StringConstraints,
     field_validator,
@@ -25,7 +24,7 @@ from stockroom.stock.order_schemas import (
     distinct_products,
 )
 from stockroom.stock.schemas import Note, Quantity, Reference
-from stockroom.types import NOT_NULL, SAFE_TEXT, MoneyIn, MoneyStr
+from stockroom.types import NOT_NULL, SAFE_TEXT, Email, MoneyIn, MoneyStr
 
 Name = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200), SAFE_TEXT
@@ -42,7 +41,7 @@ class _Out(BaseModel):
 
 class Customer(_In):
     name: Name
-    email: EmailStr | None = None
+    email: Email | None = None
 
 
 class CustomerRead(BaseModel):
