@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     ScalarSelect,
@@ -156,9 +157,10 @@ _PROFILE = DriverQuery.of(_PROFILE_QUERY)
 
 
 async def load_principal(
-    session: AsyncSession, user_id: uuid.UUID, token: TokenSession
+    session: AsyncSession | asyncpg.Connection, user_id: uuid.UUID, token: TokenSession
 ) -> Principal | None:
-    """The user and their effective permissions, in one query: one round trip. None when the
+    """The user and their effective permissions, in one query: one round trip (on the session's
+    driver connection, or a leased one). None when the
     token's session has ended or the token predates the user's last password change or
     reactivation."""
     row = await _PRINCIPAL.fetchrow(session, token.params(user_id))
@@ -175,7 +177,7 @@ async def load_principal(
 
 
 async def load_profile(
-    session: AsyncSession, user_id: uuid.UUID, token: TokenSession
+    session: AsyncSession | asyncpg.Connection, user_id: uuid.UUID, token: TokenSession
 ) -> UserView | None:
     """`get_user_view` for the token's own user, with `load_principal`'s session checks: one
     round trip, like `load_principal`. The user is a detached `User` built from the row."""

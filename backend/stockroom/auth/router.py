@@ -56,7 +56,7 @@ RoleNameParam = Annotated[
 ]
 
 
-def _user_read(view: UserView) -> UserRead:
+def user_read(view: UserView) -> UserRead:
     user = view.user
     return UserRead(
         id=user.id,
@@ -72,7 +72,7 @@ def _user_read(view: UserView) -> UserRead:
 
 def _user_response(view: UserView, response: Response) -> UserRead:
     set_etag(response, view.user.version)
-    return _user_read(view)
+    return user_read(view)
 
 
 def _role_read(view: RoleView) -> RoleRead:
@@ -270,7 +270,7 @@ async def list_users(
         limit=pagination.limit,
     )
     return Page[UserRead](
-        items=[_user_read(v) for v in views],
+        items=[user_read(v) for v in views],
         total=total,
         page=pagination.page,
         page_size=pagination.page_size,

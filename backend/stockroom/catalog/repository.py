@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ColumnElement,
     DateTime,
@@ -543,8 +544,11 @@ _PRODUCT_DETAIL = DriverQuery.of(
 )
 
 
-async def get_product_detail(session: AsyncSession, product_id: uuid.UUID) -> dict[str, Any] | None:
-    """`get_product_row` with `stock` (its levels, by warehouse code), on the driver connection."""
+async def get_product_detail(
+    session: AsyncSession | asyncpg.Connection, product_id: uuid.UUID
+) -> dict[str, Any] | None:
+    """`get_product_row` with `stock` (its levels, by warehouse code), on the driver connection
+    (the session's, or a leased one)."""
     row = await _PRODUCT_DETAIL.fetchrow(session, {"product_id": product_id})
     if row is None:
         return None

@@ -1,0 +1,122 @@
+"""`POST /stock-movements` as a fast path (`stockroom.http.fastpath`): the ledger's hot write for
+what it costs, two round trips (the principal, then `stock_post` or `stock_post_keyed`) on a
+pooled driver connection with no SQLAlchemy session, FastAPI dependency or response model.
+
+It answers what the route (`stock.router.post_stock_movement`) answers for a request it can
+serve, byte for byte: the same movement or stored response, status, `Location` and cost hiding
+(tested side by side). It declines, before writing anything, whatever the route would refuse or
+needs its own machinery for: a content type other than `application/json`, a bad token, an
+unknown or inactive user, a missing permission (the route records the 403), a body that does
+not validate, an `Idempotency-Key` outside 1..255 characters. A posting refused by the ledger
+(404, 409) is raised as the route raises it, after the refusal is stored for the key.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from pydantic import TypeAdapter
+from starlette.responses import Response
+
+from stockroom.auth.deps import fast_claims, fast_context, fast_principal
+from stockroom.auth.permissions import Perm
+from stockroom.db.session import driver_lease
+from stockroom.http.errors import AppError
+from stockroom.http.fastpath import FastRequest
+from stockroom.http.idempotency import replay_response
+from stockroom.http.middleware import route_template
+from stockroom.idempotency import (
+    IdempotencyKey,
+    StoredResponse,
+    remember_refusal,
+    request_fingerprint,
+)
+from stockroom.idempotency.models import MAX_KEY_LENGTH
+from stockroom.stock import ledger
+from stockroom.stock.movements import line_of
+from stockroom.stock.schemas import ADJUST_MOVEMENT_TYPES, MovementCreate, MovementRead
+
+_BODY = TypeAdapter(MovementCreate)
+_JSON = "application/json"
+_NO_COST = {"unit_cost"}
+
+
+def _permissions(data: MovementCreate) -> tuple[str, ...]:
+    """What the route checks: stock:write, stock:adjust for adjustments and damage, costs:read
+    to send a unit cost."""
+    needed: tuple[str, ...] = (Perm.STOCK_WRITE,)
+    if data.type in ADJUST_MOVEMENT_TYPES:
+        needed += (Perm.STOCK_ADJUST,)
+    if data.unit_cost is not None:
+        needed += (Perm.COSTS_READ,)
+    return needed
+
+
+def _key(request: FastRequest, value: str, user_id: Any) -> IdempotencyKey:
+    """`http.idempotency._idempotency_key` for this request."""
+    scope = request.scope
+    ttl_hours: int = request.app.state.settings.idempotency_key_ttl_hours
+    return IdempotencyKey(
+        user_id=user_id,
+        route=f"{scope['method']} {route_template(scope)}",
+        key=value,
+        request_hash=request_fingerprint(scope["method"], scope["path"], request.body),
+        ttl=timedelta(hours=ttl_hours),
+    )
+
+
+def _response(result: MovementRead | StoredResponse, path: str, hide_cost: bool) -> Response:
+    """`stock.router._respond` for a movement (status 201, costs hidden unless costs:read)."""
+    if isinstance(result, MovementRead):
+        content = result.model_dump_json(exclude=_NO_COST if hide_cost else None)
+        headers = {"Location": f"{path}/{result.id}"}
+        return Response(content, status_code=201, headers=headers, media_type=_JSON)
+    body = result.body
+    if hide_cost and isinstance(body, dict):
+        body = {k: v for k, v in body.items() if k != "unit_cost"}
+    location = {}
+    if result.status == 201 and isinstance(body, dict) and "id" in body:
+        location["Location"] = f"{path}/{body['id']}"
+    return replay_response(StoredResponse(result.status, body), location)
+
+
+async def post_movement(request: FastRequest) -> Response | None:
+    """The fast path of `POST /stock-movements`; None declines (see the module)."""
+    if request.header(b"content-type") != _JSON:
+        return None
+    claims = fast_claims(request)
+    if claims is None:
+        return None
+    key_value = request.header(b"idempotency-key")
+    if key_value is not None and not 1 <= len(key_value) <= MAX_KEY_LENGTH:
+        return None
+    try:
+        data = _BODY.validate_python(json.loads(request.body))
+    except ValueError:  # not JSON, not UTF-8, or not a valid movement (ValidationError)
+        return None
+    key: IdempotencyKey | None = None
+    refusal: AppError | None = None
+    result: MovementRead | StoredResponse
+    async with driver_lease(request.app.state.sessionmaker) as connection:
+        principal = await fast_principal(request, connection, claims, *_permissions(data))
+        if principal is None:
+            return None
+        ctx = fast_context(request, principal)
+        line = line_of(data)
+        if key_value is None:
+            [result] = await ledger.post_movements_now(connection, [line], ctx)
+        else:
+            key = _key(request, key_value, principal.id)
+            try:
+                result = await ledger.post_movement_keyed_now(connection, line, ctx, key)
+            except AppError as exc:
+                refusal = exc
+    if refusal is not None:
+        assert key is not None
+        # As `movements.post_movement_idempotent`: the key's retries get the same refusal.
+        async with request.app.state.sessionmaker() as session:
+            await remember_refusal(session, key, refusal)
+        raise refusal
+    return _response(result, request.scope["path"], not principal.can(Perm.COSTS_READ))
