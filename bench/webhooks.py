@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import statistics
 import sys
@@ -45,8 +46,9 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -57,83 +59,221 @@ PRODUCTS = 50
 DRAIN_TIMEOUT_S = 60.0
 
 
-@dataclass
+# --- the receiver: its own process (uvloop, a bare protocol), so that its CPU is measured
+# apart and does not share an event loop with the load generator --------------------------------
+
+
+class _ReceiverProtocol(asyncio.Protocol):
+    """HTTP/1.1 keep-alive: every request answered 204 at once; (path, webhook-id) -> arrival."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self.state = state
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        replies = 0
+        while True:
+            head_end = self.buffer.find(b"\r\n\r\n")
+            if head_end < 0:
+                break
+            head = self.buffer[:head_end].decode("latin-1")
+            lines = head.split("\r\n")
+            headers = {
+                k.strip().lower(): v.strip()
+                for k, _, v in (line.partition(":") for line in lines[1:])
+            }
+            length = int(headers.get("content-length", "0"))
+            if len(self.buffer) < head_end + 4 + length:
+                break
+            body = self.buffer[head_end + 4 : head_end + 4 + length]
+            self.buffer = self.buffer[head_end + 4 + length :]
+            key = (lines[0].split(" ")[1], headers.get("webhook-id", ""))
+            arrivals, bodies = self.state["arrivals"], self.state["bodies"]
+            if key in arrivals:
+                self.state["duplicates"] += 1
+            else:
+                arrivals[key] = time.time()  # compared with the events' `occurred_at`
+                bodies.setdefault(key[1], body)  # parsed at the end, not here
+            replies += 1
+        if replies and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 204 No Content\r\n\r\n" * replies)
+
+
+def _receiver_main(conn: Connection) -> None:
+    import uvloop
+
+    state: dict[str, Any] = {"arrivals": {}, "bodies": {}, "duplicates": 0}
+
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(lambda: _ReceiverProtocol(state), "127.0.0.1", 0)
+        conn.send(server.sockets[0].getsockname()[1])
+        stop = asyncio.Event()
+
+        def on_command() -> None:
+            os.set_blocking(conn.fileno(), True)  # the loop's reader made it non-blocking
+            command = conn.recv()
+            if command == "count":
+                conn.send(len(state["arrivals"]))
+            elif command == "dump":
+                conn.send(state)
+                stop.set()
+
+        loop.add_reader(conn.fileno(), on_command)
+        await stop.wait()
+        server.close()
+
+    uvloop.run(serve())
+
+
 class Receiver:
-    """Deliveries as they arrive: (path, event id) -> arrival (unix time)."""
+    """The receiver process, driven over a pipe."""
 
-    arrivals: dict[tuple[str, str], float] = field(default_factory=dict)
-    bodies: dict[str, dict[str, Any]] = field(default_factory=dict)  # event id -> event
-    duplicates: int = 0
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no copy of this process's loop
+        self.conn, child = context.Pipe()
+        self.process = context.Process(target=_receiver_main, args=(child,), daemon=True)
+        self.process.start()
+        self.port: int = self.conn.recv()
+        assert self.process.pid is not None
+        self.pid = self.process.pid
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                path = lines[0].split(" ")[1]
-                headers = {
-                    k.strip().lower(): v.strip()
-                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
-                }
-                body = await reader.readexactly(int(headers.get("content-length", "0")))
-                now = time.time()  # compared with the events' `occurred_at`
-                key = (path, headers.get("webhook-id", ""))
-                if key in self.arrivals:
-                    self.duplicates += 1
-                else:
-                    self.arrivals[key] = now
-                    if key[1] not in self.bodies:
-                        self.bodies[key[1]] = json.loads(body)
-                writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-            pass  # the dispatcher closed the connection, or this bench is ending
-        finally:
-            writer.close()
+    def count(self) -> int:
+        self.conn.send("count")
+        return int(self.conn.recv())
+
+    def dump(self) -> tuple[dict[tuple[str, str], float], dict[str, dict[str, Any]], int]:
+        """Arrivals, the first body of each event (parsed), duplicates; ends the process."""
+        self.conn.send("dump")
+        state = self.conn.recv()
+        self.process.join(10)
+        bodies = {k: json.loads(v) for k, v in state["bodies"].items()}
+        return state["arrivals"], bodies, state["duplicates"]
+
+
+# --- the load generator: pre-encoded requests on raw keep-alive connections, one in flight
+# each, started on a precise schedule (httpx cost the bench ~1 ms CPU per request) ------------
+
+
+class _ClientProtocol(asyncio.Protocol):
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_exception(ConnectionError("closed"))
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0:
+            return
+        head = self.buffer[: head_end + 2].lower()  # every header line ends with CRLF
+        at = head.find(b"content-length:")
+        length = int(head[at + 15 : head.find(b"\r\n", at)]) if at >= 0 else 0
+        if len(self.buffer) < head_end + 4 + length:
+            return
+        status = int(self.buffer[9:12])
+        body = self.buffer[head_end + 4 : head_end + 4 + length]
+        self.buffer = self.buffer[head_end + 4 + length :]
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result((status, body))
+
+    async def request(self, data: bytes) -> tuple[int, bytes]:
+        assert self.transport is not None
+        self.waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(data)
+        async with asyncio.timeout(60):  # bounded: a lost response fails, never hangs the run
+            return await self.waiter
+
+
+def movement_request(host: str, token: str, product: str, warehouse: str) -> bytes:
+    body = json.dumps({"product_id": product, "warehouse_id": warehouse, "type": "receipt",
+                       "quantity": 1}).encode()  # fmt: skip
+    return (
+        f"POST /api/v1/stock-movements HTTP/1.1\r\nhost: {host}\r\n"
+        f"authorization: Bearer {token}\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    ).encode() + body
 
 
 @dataclass
 class Phase:
-    latencies: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)  # from each request's due time
     acked: dict[str, float] = field(default_factory=dict)  # movement id -> 201 arrival
     failures: int = 0
-    cpu_api_s: float = 0.0
-    cpu_pg_s: float = 0.0
-    cpu_dispatcher_s: float = 0.0
+    cpu: dict[str, float] = field(default_factory=dict)  # process -> CPU seconds
     started: float = 0.0
     ended: float = 0.0
+    late_starts: int = 0  # requests that waited > 10 ms past their due time for a connection
 
 
 async def post_at_rate(
-    client: httpx.AsyncClient, rate: float, seconds: float, products: list[str], warehouse: str
-) -> Phase:
+    base: str, token: str, rate: float, seconds: float, products: list[str], warehouse: str,
+    connections: int = 64,
+) -> Phase:  # fmt: skip
+    """Open loop: request i is due at start + i / rate whatever the earlier ones did; its
+    latency counts from then (waiting for a free connection included)."""
+    host, port = base.removeprefix("http://").split(":")
+    requests = [movement_request(f"{host}:{port}", token, p, warehouse) for p in products]
+    loop = asyncio.get_running_loop()
+    free: asyncio.Queue[_ClientProtocol] = asyncio.Queue()
+    for _ in range(connections):
+        _t, protocol = await loop.create_connection(_ClientProtocol, host, int(port))
+        free.put_nowait(protocol)
     phase = Phase()
     count = int(rate * seconds)
-    gate = asyncio.Semaphore(256)
+    tasks: set[asyncio.Task[None]] = set()
 
     async def one(i: int, due: float) -> None:
-        await asyncio.sleep(max(0.0, due - time.monotonic()))
-        async with gate:
-            started = time.monotonic()
-            try:
-                response = await client.post(
-                    "/stock-movements",
-                    json={"product_id": products[i % len(products)], "warehouse_id": warehouse,
-                          "type": "receipt", "quantity": 1},
-                )  # fmt: skip
-            except httpx.TransportError:  # an overloaded server dropped the connection
-                phase.failures += 1
-                return
-            done = time.monotonic()
-        if response.status_code != 201:
+        protocol = await free.get()
+        if time.monotonic() - due > 0.01:
+            phase.late_starts += 1
+        try:
+            status, body = await protocol.request(requests[i % len(requests)])
+        except (ConnectionError, TimeoutError):  # dropped or lost: a new connection
+            phase.failures += 1
+            if protocol.transport is not None:
+                protocol.transport.close()
+            _t, protocol = await loop.create_connection(_ClientProtocol, host, int(port))
+            free.put_nowait(protocol)
+            return
+        done = time.monotonic()
+        free.put_nowait(protocol)
+        if status != 201:
             phase.failures += 1
             return
-        phase.latencies.append(done - started)
-        phase.acked[response.json()["id"]] = done
+        phase.latencies.append(done - due)
+        phase.acked[json.loads(body)["id"]] = done
 
     phase.started = time.monotonic()
-    await asyncio.gather(*(one(i, phase.started + i / rate) for i in range(count)))
+    for i in range(count):
+        due = phase.started + i / rate
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(one(i, due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    while tasks:
+        await asyncio.gather(*list(tasks))
     phase.ended = time.monotonic()
+    while not free.empty():
+        protocol = free.get_nowait()
+        if protocol.transport is not None:
+            protocol.transport.close()
     return phase
 
 
@@ -146,11 +286,13 @@ def movement_of(event: dict[str, Any]) -> str | None:
     return None
 
 
+PROCESSES = ("API", "PostgreSQL", "dispatcher", "receiver", "load generator")
+
+
 async def run(args: argparse.Namespace) -> None:
     load_before = f"{os.getloadavg()[0]:.2f}"
     receiver = Receiver()
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    port = receiver.port
     separate = args.dispatcher == "separate"
     env = {
         "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
@@ -169,15 +311,19 @@ async def run(args: argparse.Namespace) -> None:
         token = await asyncio.to_thread(login, base)
         meter = CpuMeter(pid, data_dir)
 
-        def dispatcher_cpu() -> float:
-            return cpu_seconds(dispatcher_pid) if dispatcher_pid else 0.0
+        def cpu() -> dict[str, float]:
+            api, pg = meter.read()
+            return {
+                "API": api,
+                "PostgreSQL": pg,
+                "dispatcher": cpu_seconds(dispatcher_pid) if dispatcher_pid else 0.0,
+                "receiver": cpu_seconds(receiver.pid),
+                "load generator": time.process_time(),
+            }
 
-        # Idle connections are dropped before the server drops them (uvicorn: after 5 s).
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64, keepalive_expiry=2)
         async with httpx.AsyncClient(
-            base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {token}"},
-            timeout=30, limits=limits,
-        ) as client:  # fmt: skip
+            base_url=f"{base}/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=30
+        ) as client:
             warehouse = (
                 await client.post("/warehouses", json={"code": "WHB", "name": "Bench"})
             ).json()["id"]
@@ -190,7 +336,7 @@ async def run(args: argparse.Namespace) -> None:
                 )  # fmt: skip
                 products.append(created.json()["id"])
             # Warm-up: connections, caches, the first plans.
-            await post_at_rate(client, args.rate, 2, products, warehouse)
+            await post_at_rate(base, token, args.rate, 2, products, warehouse)
 
             phases: dict[str, Phase] = {}
             for name in ("without", "with"):
@@ -202,41 +348,30 @@ async def run(args: argparse.Namespace) -> None:
                                   "event_types": ["stock.*"]},
                         )  # fmt: skip
                         assert created.status_code == 201, created.text
-                api_before, pg_before = meter.read()
-                dispatcher_before = dispatcher_cpu()
+                before = cpu()
                 phases[name] = await post_at_rate(
-                    client, args.rate, args.seconds, products, warehouse
+                    base, token, args.rate, args.seconds, products, warehouse
                 )
-                api_after, pg_after = meter.read()
-                phases[name].cpu_api_s = api_after - api_before
-                phases[name].cpu_pg_s = pg_after - pg_before
-                phases[name].cpu_dispatcher_s = dispatcher_cpu() - dispatcher_before
+                if name == "with":  # the dispatcher's work for this phase ends with the drain
+                    expected = len(phases[name].acked) * args.endpoints
+                    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+                    while receiver.count() < expected and time.monotonic() < deadline:
+                        await asyncio.sleep(0.1)
+                after = cpu()
+                phases[name].cpu = {k: after[k] - before[k] for k in after}
+        arrivals, bodies, duplicates = receiver.dump()
 
-            with_phase = phases["with"]
-            expected = len(with_phase.acked) * args.endpoints
-            deadline = time.monotonic() + DRAIN_TIMEOUT_S
-
-            def delivered() -> list[float]:
-                """Seconds from each event's `occurred_at` (set in the transaction, so just
-                before its commit) to its delivery's arrival, per endpoint."""
-                delays = []
-                for (_path, event_id), arrived in receiver.arrivals.items():
-                    event = receiver.bodies.get(event_id, {})
-                    if movement_of(event) in with_phase.acked:
-                        occurred = datetime.fromisoformat(event["occurred_at"]).timestamp()
-                        delays.append(arrived - occurred)
-                return delays
-
-            while len(delivered()) < expected and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-            delays = delivered()
-            posting_ended = time.time() - (time.monotonic() - with_phase.ended)
-            during = [
-                t for (_p, e), t in receiver.arrivals.items()
-                if movement_of(receiver.bodies.get(e, {})) in with_phase.acked
-                and t <= posting_ended
-            ]  # fmt: skip
-    server.close()
+    with_phase = phases["with"]
+    # Seconds from each event's `occurred_at` (set in the transaction, so just before its
+    # commit) to its delivery's arrival, per endpoint.
+    delays: list[float] = []
+    posting_ended = time.time() - (time.monotonic() - with_phase.ended)
+    during = 0
+    for (_path, event_id), arrived in arrivals.items():
+        event = bodies.get(event_id, {})
+        if movement_of(event) in with_phase.acked:
+            delays.append(arrived - datetime.fromisoformat(event["occurred_at"]).timestamp())
+            during += arrived <= posting_ended
 
     print(f"rate {args.rate:g}/s for {args.seconds:g} s per phase, {PRODUCTS} products, "
           f"{args.endpoints} endpoints on stock.* in phase 2")  # fmt: skip
@@ -247,41 +382,52 @@ async def run(args: argparse.Namespace) -> None:
         + "; relay to the in-process event store "
         + ("on (mongomock in the API process)" if args.relay == "on" else
            "off (RELAY_ENABLED=false)")
+        + "; receiver in its own process (uvloop); load generator: raw keep-alive connections"
         + f"; load average before {load_before}, after {os.getloadavg()[0]:.2f}"
     )  # fmt: skip
-    print(f"{'phase':<22}{'movements':>10}{'fail':>6}{'POST p50':>10}{'POST p99':>10}"
-          f"{'API cpu/mv':>12}{'PG cpu/mv':>11}{'disp cpu/mv':>13}")  # fmt: skip
+    print(f"{'phase':<22}{'accepted':>9}{'/s':>6}{'fail':>5}{'late':>6}{'POST p50':>10}"
+          f"{'POST p99':>10}")  # fmt: skip
     for name, phase in phases.items():
-        n = max(1, len(phase.latencies))
+        span = max(1e-9, phase.ended - phase.started)
         print(
-            f"{name + ' subscriptions':<22}{len(phase.latencies):>10}{phase.failures:>6}"
+            f"{name + ' subscriptions':<22}{len(phase.latencies):>9}"
+            f"{len(phase.latencies) / span:>6.0f}{phase.failures:>5}{phase.late_starts:>6}"
             f"{percentile(phase.latencies, 0.5) * 1000:>8.1f}ms"
             f"{percentile(phase.latencies, 0.99) * 1000:>8.1f}ms"
-            f"{phase.cpu_api_s / n * 1000:>10.2f}ms{phase.cpu_pg_s / n * 1000:>9.2f}ms"
-            f"{phase.cpu_dispatcher_s / n * 1000:>11.2f}ms"
         )
+    print("CPU ms per accepted movement, by process (phase 2 includes the delivery drain):")
+    print(f"{'phase':<22}" + "".join(f"{p:>15}" for p in PROCESSES) + f"{'total':>9}")
+    for name, phase in phases.items():
+        n = max(1, len(phase.latencies))
+        row = [phase.cpu[p] / n * 1000 for p in PROCESSES]
+        print(f"{name + ' subscriptions':<22}" + "".join(f"{v:>13.2f}ms" for v in row)
+              + f"{sum(row):>7.2f}ms")  # fmt: skip
     without, with_ = phases["without"], phases["with"]
 
-    def per_movement(p: Phase) -> float:
-        return (p.cpu_api_s + p.cpu_pg_s + p.cpu_dispatcher_s) / max(1, len(p.latencies))
+    def server_side(p: Phase) -> float:  # the write path: API + PostgreSQL + dispatcher
+        return sum(p.cpu[k] for k in PROCESSES[:3]) / max(1, len(p.latencies))
 
+    total_with = sum(with_.cpu.values()) / max(1, len(with_.latencies))
     print(
         f"write path with/without subscriptions: POST p50 x"
         f"{percentile(with_.latencies, 0.5) / percentile(without.latencies, 0.5):.2f}, "
         f"p99 x{percentile(with_.latencies, 0.99) / percentile(without.latencies, 0.99):.2f}, "
         f"CPU (API + PostgreSQL + dispatcher) per movement "
-        f"x{per_movement(with_) / per_movement(without):.2f}"
+        f"{server_side(without) * 1000:.2f} -> {server_side(with_) * 1000:.2f} ms "
+        f"(x{server_side(with_) / server_side(without):.2f}); all processes with "
+        f"subscriptions {total_with * 1000:.2f} ms = at most {2 / total_with:.0f} movements/s "
+        f"on {os.cpu_count()} cores"
     )
-    span = with_.ended - with_.started
     deliveries = max(1, len(delays))
     print(
-        f"dispatcher CPU per delivery: {with_.cpu_dispatcher_s / deliveries * 1000:.2f} ms"
+        f"dispatcher CPU per delivery: {with_.cpu['dispatcher'] / deliveries * 1000:.2f} ms"
         if separate
         else "dispatcher CPU per delivery: inside the API's (use --dispatcher separate)"
     )
+    span = with_.ended - with_.started
     print(
-        f"deliveries: {len(delays)}/{expected} delivered, {receiver.duplicates} duplicates; "
-        f"{len(during) / span:.0f} deliveries/s while posting "
+        f"deliveries: {len(delays)}/{len(with_.acked) * args.endpoints} delivered, "
+        f"{duplicates} duplicates; {during / span:.0f} deliveries/s while posting "
         f"({len(with_.acked) / span:.0f} movements/s x {args.endpoints} endpoints)"
     )
     if delays:
@@ -298,8 +444,7 @@ async def drain(args: argparse.Namespace) -> None:
     then a `stockroom relay` started to deliver them all: its CPU per delivery and the rate,
     without the API's load beside it."""
     receiver = Receiver()
-    server = await asyncio.start_server(receiver.handle, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
+    port = receiver.port
     env = {"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "RELAY_ENABLED": "false",
            "WEBHOOK_DISPATCHER_ENABLED": "false"}  # fmt: skip
     expected = args.backlog * args.endpoints
@@ -339,18 +484,16 @@ async def drain(args: argparse.Namespace) -> None:
                 meter.read(),
                 time.monotonic(),
             )
-            while (
-                len(receiver.arrivals) < expected and time.monotonic() - started < DRAIN_TIMEOUT_S
-            ):
+            while receiver.count() < expected and time.monotonic() - started < DRAIN_TIMEOUT_S:
                 await asyncio.sleep(0.05)
             elapsed = time.monotonic() - started
             cpu = cpu_seconds(relay_pid) - cpu_before
             pg = meter.read()[1] - pg_before
-    server.close()
-    got = len(receiver.arrivals)
+    arrivals, _bodies, duplicates = receiver.dump()
+    got = len(arrivals)
     print(f"backlog drain: {got}/{expected} deliveries ({args.backlog} movements x "
           f"{args.endpoints} endpoints) in {elapsed:.2f} s = {got / elapsed:.0f}/s, "
-          f"{receiver.duplicates} duplicates; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+          f"{duplicates} duplicates; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
     print(f"CPU per delivery: dispatcher (`stockroom relay`) {cpu / max(1, got) * 1000:.2f} ms, "
           f"PostgreSQL {pg / max(1, got) * 1000:.2f} ms")  # fmt: skip
 
@@ -367,7 +510,9 @@ def main() -> None:
         help="instead: N movements' deliveries left pending, then drained by a stockroom relay",
     )  # fmt: skip
     args = parser.parse_args()
-    asyncio.run(drain(args) if args.backlog else run(args))
+    import uvloop
+
+    uvloop.run(drain(args) if args.backlog else run(args))
 
 
 if __name__ == "__main__":
