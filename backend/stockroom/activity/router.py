@@ -70,7 +70,12 @@ def event_filter(
     ] = None,
     entity_id: Annotated[uuid.UUID | None, Query(description="events about this entity")] = None,
     occurred_from: Annotated[
-        UtcDateTime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
+        UtcDateTime | None,
+        Query(
+            alias="from",
+            description="inclusive; ISO 8601, UTC if no offset; before `to` (else 422 "
+            "`invalid_filter`)",
+        ),
     ] = None,
     occurred_to: Annotated[
         UtcDateTime | None, Query(alias="to", description="exclusive; ISO 8601, UTC if no offset")
@@ -87,8 +92,16 @@ def event_filter(
 
 
 Filters = Annotated[EventFilter, Depends(event_filter)]
+# The window's rules are stated where a client reads them: schemathesis and generated clients
+# see the parameters, and no JSON Schema can compare two of them.
 From = Annotated[
-    UtcDateTime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
+    UtcDateTime | None,
+    Query(
+        alias="from",
+        description="inclusive; ISO 8601, UTC if no offset; before `to`, and the window at most "
+        f"{service.MAX_RANGE[Bucket.HOUR].days} days with hourly buckets, "
+        f"{service.MAX_RANGE[Bucket.DAY].days} days with daily ones (else 422 `invalid_filter`)",
+    ),
 ]
 To = Annotated[
     UtcDateTime | None,

@@ -29,6 +29,18 @@ from stockroom.reports.schemas import (
 
 router = APIRouter(prefix="/reports", tags=["reports"])
 
+ReportFrom = Annotated[
+    UtcDateTime | None, Query(alias="from", description="inclusive; ISO 8601, UTC if no offset")
+]
+ReportTo = Annotated[
+    UtcDateTime | None,
+    Query(
+        alias="to",
+        description="exclusive; ISO 8601, UTC if no offset; after `from` (else 422 "
+        "`validation_error`)",
+    ),
+]
+
 
 def _rows_response(rows: Sequence[BaseModel], with_costs: bool) -> JSONResponse:
     body = [row.model_dump(mode="json") for row in rows]
@@ -54,8 +66,8 @@ def _rows_response(rows: Sequence[BaseModel], with_costs: bool) -> JSONResponse:
 async def sales_summary(
     session: Session,
     principal: Annotated[Principal, Depends(require(Perm.REPORTS_READ))],
-    date_from: Annotated[UtcDateTime | None, Query(alias="from")] = None,
-    date_to: Annotated[UtcDateTime | None, Query(alias="to")] = None,
+    date_from: ReportFrom = None,
+    date_to: ReportTo = None,
     group_by: Annotated[SalesGroupBy, Query()] = SalesGroupBy.DAY,
 ) -> JSONResponse:
     """Sales summary: units and revenue (cost and margin with costs:read) per group."""
@@ -88,8 +100,8 @@ async def sales_summary(
 async def purchases_summary(
     session: Session,
     principal: Annotated[Principal, Depends(require(Perm.REPORTS_READ))],
-    date_from: Annotated[UtcDateTime | None, Query(alias="from")] = None,
-    date_to: Annotated[UtcDateTime | None, Query(alias="to")] = None,
+    date_from: ReportFrom = None,
+    date_to: ReportTo = None,
     group_by: Annotated[PurchasesGroupBy, Query()] = PurchasesGroupBy.DAY,
 ) -> JSONResponse:
     """Purchases summary: units received (cost with costs:read) per group."""
