@@ -17,7 +17,9 @@ Routes:
 - `me`: `GET /api/v1/users/me` (authentication is the whole response);
 - `product`: `GET /api/v1/products/{id}`;
 - `movement`: `POST /api/v1/stock-movements`, a receipt of 1;
-- `movement-key`: the same with a fresh `Idempotency-Key` each time.
+- `movement-key`: the same with a fresh `Idempotency-Key` each time;
+- `list`: `GET /api/v1/products?q=pipe&page_size=50`, a full page of 50 (what the catalog list
+  costs the API besides its SQL; bench/catalog.py measures it at 1,000,000 products).
 
 `--profile ROUTE` runs that route under cProfile and prints the top functions by own time and by
 cumulative time (the profile costs CPU of its own: read shares, not absolute numbers).
@@ -49,6 +51,7 @@ from stockroom.health.router import router as health_router
 from stockroom.main import API_PREFIX, create_app
 from stockroom.settings import Settings
 
+LIST_PRODUCTS = 50
 ASGIApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
@@ -67,6 +70,7 @@ async def call(
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
         ]
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -76,7 +80,7 @@ async def call(
         "path": path,
         "raw_path": path.encode(),
         "root_path": "",
-        "query_string": b"",
+        "query_string": query.encode(),
         "headers": all_headers,
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 8000),
@@ -160,6 +164,8 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
         movement = json.dumps(
             {"product_id": product, "warehouse_id": warehouse, "type": "receipt", "quantity": 1}
         ).encode()
+        for i in range(LIST_PRODUCTS - 1):  # a full page for `list`
+            await create("/products", {"sku": f"PIPE-L{i}", "name": f"Pipe {i}", "sale_price": "3"})
         bare = bare_app()
 
         def authed() -> list[tuple[bytes, bytes]]:
@@ -175,6 +181,7 @@ async def run(args: argparse.Namespace, settings: Settings) -> None:
             "product": (app, "GET", f"{API_PREFIX}/products/{product}", b"", authed, 200),
             "movement": (app, "POST", f"{API_PREFIX}/stock-movements", movement, authed, 201),
             "movement-key": (app, "POST", f"{API_PREFIX}/stock-movements", movement, keyed, 201),
+            "list": (app, "GET", f"{API_PREFIX}/products?q=pipe&page_size=50", b"", authed, 200),
         }  # fmt: skip
 
         async def timed(name: str, n: int) -> float:

@@ -45,7 +45,7 @@ async def export_events(
         store = await open_event_store(settings)
         stack.callback(store.close)
         if store.in_process:
-            from stockroom.events.relay import rebuild_in_process_store
+            from stockroom.events.replay import rebuild_in_process_store
 
             sessionmaker = await stack.enter_async_context(commands.command_database(settings))
             await rebuild_in_process_store(sessionmaker, store)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any
+
 from stockroom.http.errors import ServiceUnavailable, ValidationFailed
 
 
@@ -19,3 +22,13 @@ class InvalidFilter(ValidationFailed):
 class EventStoreUnavailable(ServiceUnavailable):
     code = "event_store_unavailable"
     default_detail = "the activity event store is unavailable; retry later"
+
+
+async def guard(awaitable: Awaitable[Any]) -> Any:
+    """Run an event-store call; a store that cannot be reached is a 503, not a 500."""
+    from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
+
+    try:
+        return await awaitable
+    except (ConnectionFailure, ServerSelectionTimeoutError):
+        raise EventStoreUnavailable() from None

@@ -291,5 +291,5 @@ def fast_context(request: FastRequest, principal: Principal) -> Context:
         ip=client[0] if client else None,
         user_agent=request.header(b"user-agent"),
         method=scope["method"],
-        path=route_template(scope),
+        path=request.template,
     )

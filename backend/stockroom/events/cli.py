@@ -66,7 +66,7 @@ def replay_command(
 ) -> None:
     """Write every event the outbox holds to MongoDB again, then recompute the dashboard
     rollups (idempotent: a second run changes nothing)."""
-    from stockroom.events.relay import count_retained, replay
+    from stockroom.events.replay import count_retained, replay
 
     settings = _settings()
     if not settings.mongodb_url:

@@ -10,7 +10,8 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import FastAPI
 
-from stockroom.events.relay import Relay, rebuild_in_process_store
+from stockroom.events.relay import Relay
+from stockroom.events.replay import rebuild_in_process_store
 from stockroom.events.store import open_event_store
 from stockroom.settings import Settings
 

@@ -41,10 +41,13 @@ def _key(template: str) -> str:
 class FastRequest:
     """What a fast path reads: the scope, the request body, the headers (names lowercase)."""
 
-    __slots__ = ("body", "headers", "param", "receive", "scope")
+    __slots__ = ("body", "headers", "param", "receive", "scope", "template")
 
-    def __init__(self, scope: Scope, receive: Receive, body: bytes, param: str | None) -> None:
+    def __init__(
+        self, scope: Scope, receive: Receive, body: bytes, param: str | None, template: str
+    ) -> None:
         self.scope = scope
+        self.template = template  # the route's full path template (`route_template`'s answer)
         self.receive = receive
         self.body = body
         self.param = param  # the path's last segment, for a route ending in a parameter
@@ -150,7 +153,8 @@ class FastPathMiddleware:
             if route.reads_body:
                 # A body over the limit raises here (BodySizeLimitMiddleware): a 413 below.
                 body, messages = await _read_body(receive)
-            response = await route.handler(FastRequest(scope, receive, body, param))
+            request = FastRequest(scope, receive, body, param, route.path)
+            response = await route.handler(request)
         except Exception as exc:
             handler = _exception_handler(scope["app"], exc)
             if handler is None:

@@ -3,6 +3,7 @@ security headers, and the request body size limit."""
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -49,6 +50,19 @@ def relative_location(name: bytes, value: bytes) -> tuple[bytes, bytes]:
         return name, value
     path = "/" + parts.path.lstrip("/")  # never "//host": that is absolute again
     return name, urlunsplit(("", "", path, parts.query, parts.fragment)).encode("latin-1")
+
+
+@functools.cache
+def _series(method: str, route: str, status: int) -> Any:
+    """The request counter's child for these labels. Cached: `labels()` validates the labels
+    and takes the metric's lock on every call. Bounded: routes are templates (unknown paths
+    are one `<unmatched>` route), methods and statuses a handful."""
+    return HTTP_REQUESTS.labels(method, route, str(status))
+
+
+@functools.cache
+def _latency_series(method: str, route: str) -> Any:
+    return HTTP_LATENCY.labels(method, route)
 
 
 class RequestContextMiddleware:
@@ -109,8 +123,8 @@ class RequestContextMiddleware:
             route = route_template(scope)
             method = scope["method"]
             status = status_holder[0]
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_LATENCY.labels(method, route).observe(elapsed)
+            _series(method, route, status).inc()
+            _latency_series(method, route).observe(elapsed)
             state: dict[str, Any] = scope.get("state", {})
             access_log.info(
                 "request",

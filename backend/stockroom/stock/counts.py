@@ -14,7 +14,7 @@ from stockroom.context import Context
 from stockroom.db.session import transaction
 from stockroom.http.pagination import Page, PageParams
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
-from stockroom.stock import ledger, repository
+from stockroom.stock import ledger, repository, transfer_repository
 from stockroom.stock.checks import actor_id, checked_product
 from stockroom.stock.errors import CountNotFound, InvalidTransition
 from stockroom.stock.ledger import Line
@@ -63,7 +63,7 @@ async def _record_count(
     # The threshold bounds the total applied without review per product and warehouse over a
     # day, so that small counts cannot add up to an unreviewed write-off. The level lock above
     # serialises counts of one product and warehouse, so the sum cannot race.
-    applied = await repository.variance_applied_since(
+    applied = await transfer_repository.variance_applied_since(
         session, data.product_id, data.warehouse_id, utcnow() - COUNT_REVIEW_WINDOW
     )
     within = abs(variance) + applied <= variance_threshold
@@ -73,7 +73,7 @@ async def _record_count(
             session, [_count_line(data.product_id, data.warehouse_id, variance, data.note)], ctx
         )
         movement_id = movement.id
-    count = repository.add_count(
+    count = transfer_repository.add_count(
         session,
         product_id=data.product_id,
         warehouse_id=data.warehouse_id,
@@ -111,9 +111,9 @@ async def _review_count(
     session: AsyncSession, count_id: uuid.UUID, approve: bool, ctx: Context
 ) -> CountRead:
     status = CountStatus.APPROVED if approve else CountStatus.REJECTED
-    count = await repository.claim_pending_count(session, count_id, status, actor_id(ctx))
+    count = await transfer_repository.claim_pending_count(session, count_id, status, actor_id(ctx))
     if count is None:
-        current = await repository.get_count(session, count_id)
+        current = await transfer_repository.get_count(session, count_id)
         if current is None:
             raise CountNotFound()
         raise InvalidTransition(
@@ -156,7 +156,7 @@ async def review_count(
 
 async def get_count(session: AsyncSession, count_id: uuid.UUID) -> CountRead:
     async with transaction(session):
-        count = await repository.get_count(session, count_id)
+        count = await transfer_repository.get_count(session, count_id)
         if count is None:
             raise CountNotFound()
         return CountRead.model_validate(count)
@@ -171,7 +171,7 @@ async def list_counts(
     page: PageParams,
 ) -> Page[CountRead]:
     async with transaction(session):
-        rows, total = await repository.list_counts(
+        rows, total = await transfer_repository.list_counts(
             session, status=status, product_id=product_id, warehouse_id=warehouse_id, page=page
         )
     return Page[CountRead](

@@ -26,7 +26,6 @@ from stockroom.db.session import driver_lease
 from stockroom.http.errors import AppError
 from stockroom.http.fastpath import FastRequest
 from stockroom.http.idempotency import replay_response
-from stockroom.http.middleware import route_template
 from stockroom.idempotency import (
     IdempotencyKey,
     StoredResponse,
@@ -60,7 +59,7 @@ def _key(request: FastRequest, value: str, user_id: Any) -> IdempotencyKey:
     ttl_hours: int = request.app.state.settings.idempotency_key_ttl_hours
     return IdempotencyKey(
         user_id=user_id,
-        route=f"{scope['method']} {route_template(scope)}",
+        route=f"{scope['method']} {request.template}",
         key=value,
         request_hash=request_fingerprint(scope["method"], scope["path"], request.body),
         ttl=timedelta(hours=ttl_hours),

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from stockroom.db.session import transaction
 from stockroom.http.pagination import Page, PageParams
-from stockroom.stock import repository
+from stockroom.stock import repository, transfer_repository
 from stockroom.stock.schemas import LowStockProduct, StockLevelRead
 
 
@@ -58,7 +58,7 @@ async def count_low_stock_products(session: AsyncSession) -> int:
 async def count_open_transfers(session: AsyncSession) -> int:
     """How many transfers are in transit (dashboard)."""
     async with transaction(session):
-        return await repository.count_open_transfers(session)
+        return await transfer_repository.count_open_transfers(session)
 
 
 async def ledger_drift(session: AsyncSession) -> list[Any]:

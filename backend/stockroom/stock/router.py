@@ -12,102 +12,45 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
 
 from stockroom.auth.deps import (
-    AppSettings,
-    Caller,
     WriteContext,
-    caller,
     ensure_permissions,
-    require,
 )
 from stockroom.auth.permissions import Perm
 from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
-from stockroom.http.idempotency import IdempotencyKeyHeader, replay_response
+from stockroom.http.idempotency import IdempotencyKeyHeader
 from stockroom.http.pagination import Page, Pagination
 from stockroom.http.params import UtcDateTime
-from stockroom.idempotency import StoredResponse
-from stockroom.stock import service
-from stockroom.stock.models import CountStatus, MovementType, TransferStatus
+from stockroom.stock import service, transfer_routes
+from stockroom.stock.models import MovementType
+
+# Shared with the transfer and count routes (`transfer_routes`).
+from stockroom.stock.route_helpers import (
+    _COST_NOTE,
+    _IDEMPOTENT,
+    StockAdjuster,
+    StockReader,
+    StockWriterCaller,
+    _collection_of,
+    _hide_costs,
+    _respond,
+    _strip_cost,
+)
 from stockroom.stock.schemas import (
     ADJUST_MOVEMENT_TYPES,
-    CountCreate,
-    CountRead,
     LowStockProduct,
     MovementCreate,
     MovementFilter,
     MovementRead,
     ReverseRequest,
     StockLevelRead,
-    TransferCreate,
-    TransferRead,
 )
 from stockroom.types import SafeText
 
 router = APIRouter()
-JSON = "application/json"
-
-StockReader = Annotated[Principal, Depends(require(Perm.STOCK_READ))]
-StockWriter = Annotated[Principal, Depends(require(Perm.STOCK_WRITE))]
-StockAdjuster = Annotated[Principal, Depends(require(Perm.STOCK_ADJUST))]
-# The hot route's one dependency: session, authentication, stock:write and the context.
-StockWriterCaller = Annotated[Caller, caller(Perm.STOCK_WRITE)]
-
-_IDEMPOTENT = (
-    " Send an `Idempotency-Key` header to make retries safe: the same key and body replay the "
-    "first response (header `Idempotent-Replayed: true`), a different body is 422 "
-    "`idempotency_key_reused`, a retry while the first is still running is 409."
-)
-_COST_NOTE = " `unit_cost` appears only for callers with costs:read."
-
-
-def _hide_costs(principal: Principal) -> bool:
-    return not principal.can(Perm.COSTS_READ)
-
-
-def _strip_cost(body: Any) -> Any:
-    if isinstance(body, dict):
-        body = {k: v for k, v in body.items() if k != "unit_cost"}
-    return body
-
-
-def _respond(
-    result: BaseModel | StoredResponse,
-    *,
-    status: int,
-    principal: Principal,
-    collection_path: str | None = None,
-    has_costs: bool = False,
-) -> Response:
-    """The JSON response of a write: fresh or replayed, costs hidden unless costs:read.
-
-    A 201 gets `Location: {collection_path}/{id}`. A fresh result is serialized once, by
-    pydantic's compiled serializer straight to bytes (no dict, then json.dumps).
-    """
-    hide = has_costs and _hide_costs(principal)
-    if not isinstance(result, StoredResponse):
-        headers: dict[str, str] = {}
-        result_id = getattr(result, "id", None)
-        if status == 201 and collection_path and result_id is not None:
-            headers["Location"] = f"{collection_path}/{result_id}"
-        content = result.model_dump_json(exclude={"unit_cost"} if hide else None)
-        return Response(content, status_code=status, headers=headers, media_type=JSON)
-    body, status = result.body, result.status
-    if hide:
-        body = _strip_cost(body)
-    headers = {}
-    if status == 201 and collection_path and isinstance(body, dict) and "id" in body:
-        headers["Location"] = f"{collection_path}/{body['id']}"
-    return replay_response(StoredResponse(status, body), headers)
-
-
-def _collection_of(request: Request, depth: int = 0) -> str:
-    """The request's collection path: its path without its last `depth` segments."""
-    path = request.url.path.rstrip("/")
-    return path.rsplit("/", depth)[0] if depth else path
 
 
 def _movement_list_response(page: Page[MovementRead], principal: Principal) -> JSONResponse:
@@ -321,233 +264,11 @@ async def product_stock_history(
     return _movement_list_response(result, principal)
 
 
-# --- transfers -------------------------------------------------------------------------------
-
-
-@router.post(
-    "/stock-transfers",
-    status_code=201,
-    response_model=TransferRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    tags=["stock"],
-    description="Debits the source at once (`transfer_out`, counted in its in_transit_out); "
-    "status in_transit. Same warehouse twice is 422; insufficient stock 409." + _IDEMPOTENT,
-)
-async def create_stock_transfer(
-    request: Request,
-    data: TransferCreate,
-    session: Session,
-    principal: StockWriter,
-    ctx: WriteContext,
-    key: IdempotencyKeyHeader,
-) -> Response:
-    """Start a transfer between warehouses."""
-    result = await service.create_transfer(session, data, ctx, key)
-    return _respond(
-        result, status=201, principal=principal, collection_path=_collection_of(request)
-    )
-
-
-@router.get(
-    "/stock-transfers",
-    response_model=Page[TransferRead],
-    responses=problem_responses(401, 403, 422),
-    tags=["stock"],
-    description="Newest first. `warehouse_id` matches either end of the transfer.",
-)
-async def list_stock_transfers(
-    session: Session,
-    _: StockReader,
-    page: Pagination,
-    status: Annotated[TransferStatus | None, Query()] = None,
-    product_id: Annotated[uuid.UUID | None, Query()] = None,
-    warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
-) -> Page[TransferRead]:
-    """List transfers."""
-    return await service.list_transfers(
-        session,
-        status=status.value if status else None,
-        product_id=product_id,
-        warehouse_id=warehouse_id,
-        page=page,
-    )
-
-
-@router.get(
-    "/stock-transfers/{transfer_id}",
-    response_model=TransferRead,
-    responses=problem_responses(401, 403, 404, 422),
-    tags=["stock"],
-)
-async def get_stock_transfer(
-    transfer_id: uuid.UUID, session: Session, _: StockReader
-) -> TransferRead:
-    """Get one transfer."""
-    return await service.get_transfer(session, transfer_id)
-
-
-@router.post(
-    "/stock-transfers/{transfer_id}/complete",
-    response_model=TransferRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    tags=["stock"],
-    description="Credits the destination (`transfer_in`). Only in_transit transfers (409 "
-    "invalid_transition), exactly once under any concurrency; an inactive destination "
-    "warehouse is 409." + _IDEMPOTENT,
-)
-async def complete_stock_transfer(
-    request: Request,
-    transfer_id: uuid.UUID,
-    session: Session,
-    principal: StockWriter,
-    ctx: WriteContext,
-    key: IdempotencyKeyHeader,
-) -> Response:
-    """Complete a transfer."""
-    result = await service.complete_transfer(session, transfer_id, ctx, key)
-    return _respond(result, status=200, principal=principal)
-
-
-@router.post(
-    "/stock-transfers/{transfer_id}/cancel",
-    response_model=TransferRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    tags=["stock"],
-    description="Credits the source back (a `transfer_in` at the source). Only in_transit "
-    "transfers (409 invalid_transition), exactly once under any concurrency." + _IDEMPOTENT,
-)
-async def cancel_stock_transfer(
-    request: Request,
-    transfer_id: uuid.UUID,
-    session: Session,
-    principal: StockWriter,
-    ctx: WriteContext,
-    key: IdempotencyKeyHeader,
-) -> Response:
-    """Cancel a transfer."""
-    result = await service.cancel_transfer(session, transfer_id, ctx, key)
-    return _respond(result, status=200, principal=principal)
-
-
-# --- counts ----------------------------------------------------------------------------------
-
-
-@router.post(
-    "/stock-counts",
-    status_code=201,
-    response_model=CountRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    tags=["stock"],
-    description="Records a physical count. `expected` is on hand now; `variance` = counted - "
-    "expected. If |variance| <= COUNT_VARIANCE_THRESHOLD it is applied at once as a `count` "
-    "movement (status applied), else the count waits for review (pending_review) and nothing "
-    "moves. The threshold bounds the total |variance| applied without review per product and "
-    "warehouse over 24 hours, so small counts cannot add up to an unreviewed write-off."
-    + _IDEMPOTENT,
-)
-async def record_stock_count(
-    request: Request,
-    data: CountCreate,
-    session: Session,
-    principal: StockWriter,
-    ctx: WriteContext,
-    settings: AppSettings,
-    key: IdempotencyKeyHeader,
-) -> Response:
-    """Record a stock count."""
-    result = await service.record_count(
-        session,
-        data,
-        ctx,
-        variance_threshold=settings.count_variance_threshold,
-        key=key,
-    )
-    return _respond(
-        result, status=201, principal=principal, collection_path=_collection_of(request)
-    )
-
-
-@router.get(
-    "/stock-counts",
-    response_model=Page[CountRead],
-    responses=problem_responses(401, 403, 422),
-    tags=["stock"],
-    description="Newest first.",
-)
-async def list_stock_counts(
-    session: Session,
-    _: StockReader,
-    page: Pagination,
-    status: Annotated[CountStatus | None, Query()] = None,
-    product_id: Annotated[uuid.UUID | None, Query()] = None,
-    warehouse_id: Annotated[uuid.UUID | None, Query()] = None,
-) -> Page[CountRead]:
-    """List stock counts."""
-    return await service.list_counts(
-        session,
-        status=status.value if status else None,
-        product_id=product_id,
-        warehouse_id=warehouse_id,
-        page=page,
-    )
-
-
-@router.get(
-    "/stock-counts/{count_id}",
-    response_model=CountRead,
-    responses=problem_responses(401, 403, 404, 422),
-    tags=["stock"],
-)
-async def get_stock_count(count_id: uuid.UUID, session: Session, _: StockReader) -> CountRead:
-    """Get one stock count."""
-    return await service.get_count(session, count_id)
-
-
-@router.post(
-    "/stock-counts/{count_id}/approve",
-    response_model=CountRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    tags=["stock"],
-    description="Applies the count's recorded variance (counted - expected at count time) as a "
-    "`count` movement against the on hand **at approval time**: movements posted between the "
-    "count and its approval stay in effect, so the result is on hand now + variance (not "
-    "simply the counted number). If that would go below zero: 409 insufficient_stock and the "
-    "count stays pending. Only pending_review counts (409 invalid_transition)." + _IDEMPOTENT,
-)
-async def approve_stock_count(
-    request: Request,
-    count_id: uuid.UUID,
-    session: Session,
-    principal: StockAdjuster,
-    ctx: WriteContext,
-    key: IdempotencyKeyHeader,
-) -> Response:
-    """Approve a pending stock count."""
-    result = await service.review_count(session, count_id, approve=True, ctx=ctx, key=key)
-    return _respond(result, status=200, principal=principal)
-
-
-@router.post(
-    "/stock-counts/{count_id}/reject",
-    response_model=CountRead,
-    responses=problem_responses(401, 403, 404, 409, 422),
-    tags=["stock"],
-    description="Nothing moves. Only pending_review counts (409 invalid_transition)." + _IDEMPOTENT,
-)
-async def reject_stock_count(
-    request: Request,
-    count_id: uuid.UUID,
-    session: Session,
-    principal: StockAdjuster,
-    ctx: WriteContext,
-    key: IdempotencyKeyHeader,
-) -> Response:
-    """Reject a pending stock count."""
-    result = await service.review_count(session, count_id, approve=False, ctx=ctx, key=key)
-    return _respond(result, status=200, principal=principal)
-
-
-# Each route's docstring line is its OpenAPI summary; `description=` holds the rules.
-for _route in router.routes:
+# Each route's docstring line is its OpenAPI summary; `description=` holds the rules. The
+# transfer and count routes get theirs before they are included (an included router's routes
+# are not in `router.routes`).
+for _route in [*router.routes, *transfer_routes.router.routes]:
     if isinstance(_route, APIRoute) and _route.summary is None and _route.endpoint.__doc__:
         _route.summary = _route.endpoint.__doc__.strip().splitlines()[0].rstrip(".")
+
+router.include_router(transfer_routes.router)

@@ -17,7 +17,7 @@ from stockroom.db.session import transaction
 from stockroom.http.errors import ValidationFailed
 from stockroom.http.pagination import Page, PageParams
 from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
-from stockroom.stock import ledger, repository
+from stockroom.stock import ledger, transfer_repository
 from stockroom.stock.checks import actor_id, checked_product
 from stockroom.stock.errors import InvalidTransition, TransferNotFound
 from stockroom.stock.ledger import Line
@@ -44,7 +44,7 @@ async def _create_transfer(
         raise ValidationFailed.at(["body", "to_warehouse_id"], "must differ from the source")
     # Both ends are checked before the transfer row exists; the debit checks its own line.
     await checked_product(session, data.product_id, [data.from_warehouse_id, data.to_warehouse_id])
-    transfer = repository.add_transfer(
+    transfer = transfer_repository.add_transfer(
         session,
         id=uuid7(),
         product_id=data.product_id,
@@ -133,9 +133,9 @@ def _closing_lines(transfer: StockTransfer, completing: bool) -> list[Line]:
 async def _close_transfer(
     session: AsyncSession, transfer_id: uuid.UUID, status: TransferStatus, ctx: Context
 ) -> TransferRead:
-    transfer = await repository.close_transfer(session, transfer_id, status, actor_id(ctx))
+    transfer = await transfer_repository.close_transfer(session, transfer_id, status, actor_id(ctx))
     if transfer is None:
-        current = await repository.get_transfer(session, transfer_id)
+        current = await transfer_repository.get_transfer(session, transfer_id)
         if current is None:
             raise TransferNotFound()
         raise InvalidTransition(
@@ -182,7 +182,7 @@ async def cancel_transfer(
 
 async def get_transfer(session: AsyncSession, transfer_id: uuid.UUID) -> TransferRead:
     async with transaction(session):
-        transfer = await repository.get_transfer(session, transfer_id)
+        transfer = await transfer_repository.get_transfer(session, transfer_id)
         if transfer is None:
             raise TransferNotFound()
         return TransferRead.model_validate(transfer)
@@ -197,7 +197,7 @@ async def list_transfers(
     page: PageParams,
 ) -> Page[TransferRead]:
     async with transaction(session):
-        rows, total = await repository.list_transfers(
+        rows, total = await transfer_repository.list_transfers(
             session, status=status, product_id=product_id, warehouse_id=warehouse_id, page=page
         )
     return Page[TransferRead](
