@@ -10,7 +10,7 @@ from sqlalchemy import Select, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from stockroom.catalog import repository
+from stockroom.catalog import product_queries
 from stockroom.catalog.repository import product_count_statement, product_page_statement
 from stockroom.catalog.schemas import ProductFilters
 from stockroom.events.models import OutboxEvent
@@ -511,7 +511,7 @@ async def test_pages_are_the_same_whichever_way_they_are_picked(
 ) -> None:
     # Few matches are gathered and sorted, many are read off the sort order's index: with the
     # threshold at 0 every list takes the second way. Both must give the same, complete pages.
-    monkeypatch.setattr(repository, "GATHER_UP_TO", gather_up_to)
+    monkeypatch.setattr(product_queries, "GATHER_UP_TO", gather_up_to)
     staff = await client_as("staff")
     tag = uuid.uuid4().hex[:6]
     root = await make_category(session)

@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from stockroom import events
 from stockroom.catalog import repository
 from stockroom.catalog.errors import CostColumnRefused, ImportRejected
+from stockroom.catalog.integrity import integrity_error, integrity_error_of_constraint
+from stockroom.catalog.models import Category, Supplier
 from stockroom.catalog.schemas import ImportResult
-from stockroom.catalog.service import integrity_error, integrity_error_of_constraint
 from stockroom.context import Context
 from stockroom.db.base import uuid7
 from stockroom.db.session import transaction
@@ -489,8 +490,8 @@ async def import_products(
                 )
             async with transaction(session):
                 lookups = _Lookups(
-                    categories=await repository.categories_by_lower_name(session),
-                    suppliers=await repository.suppliers_by_lower_name(session),
+                    categories=await repository.ids_by_lower_name(session, Category),
+                    suppliers=await repository.ids_by_lower_name(session, Supplier),
                 )
                 next_row = 2  # spreadsheet numbering: the header is row 1
                 records = iter(reader)
