@@ -3,7 +3,7 @@ response of a write (fresh or replayed, costs hidden unless costs:read, `Locatio
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.responses import Response
@@ -14,6 +14,7 @@ from stockroom.auth.permissions import Perm
 from stockroom.context import Principal
 from stockroom.http.idempotency import replay_response
 from stockroom.idempotency import StoredResponse
+from stockroom.redaction import without_costs
 
 JSON = "application/json"
 
@@ -33,12 +34,6 @@ _COST_NOTE = " `unit_cost` appears only for callers with costs:read."
 
 def _hide_costs(principal: Principal) -> bool:
     return not principal.can(Perm.COSTS_READ)
-
-
-def _strip_cost(body: Any) -> Any:
-    if isinstance(body, dict):
-        body = {k: v for k, v in body.items() if k != "unit_cost"}
-    return body
 
 
 def _respond(
@@ -64,7 +59,7 @@ def _respond(
         return Response(content, status_code=status, headers=headers, media_type=JSON)
     body, status = result.body, result.status
     if hide:
-        body = _strip_cost(body)
+        body = without_costs(body)
     headers = {}
     if status == 201 and collection_path and isinstance(body, dict) and "id" in body:
         headers["Location"] = f"{collection_path}/{body['id']}"

@@ -24,6 +24,7 @@ from stockroom.http.errors import problem_responses
 from stockroom.http.idempotency import IdempotencyKeyHeader
 from stockroom.http.pagination import Page, Pagination
 from stockroom.http.params import UtcDateTime
+from stockroom.redaction import without_costs
 from stockroom.stock import service, transfer_routes
 from stockroom.stock.models import MovementType
 
@@ -37,7 +38,6 @@ from stockroom.stock.route_helpers import (
     _collection_of,
     _hide_costs,
     _respond,
-    _strip_cost,
 )
 from stockroom.stock.schemas import (
     ADJUST_MOVEMENT_TYPES,
@@ -150,7 +150,7 @@ async def get_stock_movement(
     """Get one ledger movement."""
     movement = await service.get_movement(session, movement_id)
     body = movement.model_dump(mode="json")
-    return JSONResponse(_strip_cost(body) if _hide_costs(principal) else body)
+    return JSONResponse(without_costs(body) if _hide_costs(principal) else body)
 
 
 @router.post(
