@@ -30,6 +30,7 @@ from stockroom.catalog import repository
 from stockroom.catalog.errors import CostColumnRefused, ImportRejected
 from stockroom.catalog.integrity import integrity_error, integrity_error_of_constraint
 from stockroom.catalog.models import Category, Supplier
+from stockroom.catalog.products import PRODUCT_FIELDS as FIELDS
 from stockroom.catalog.schemas import ImportResult
 from stockroom.context import Context
 from stockroom.db.base import uuid7
@@ -40,20 +41,6 @@ from stockroom.types import UNSAFE_TEXT_MESSAGE, has_unsafe_characters
 BATCH_ROWS = 5_000
 MAX_REPORTED_ERRORS = 1_000
 REQUIRED_COLUMNS = ("sku", "name", "sale_price")
-FIELDS = (
-    "sku",
-    "name",
-    "description",
-    "category_id",
-    "supplier_id",
-    "unit",
-    "barcode",
-    "cost_price",
-    "sale_price",
-    "reorder_point",
-    "reorder_quantity",
-    "is_active",
-)
 # CSV column -> product field it sets. `category` and `supplier` are names, resolved to ids.
 COLUMNS = {
     "sku": "sku",
