@@ -18,23 +18,11 @@ from tests.conftest import ClientAs
 from tests.factories.auth import make_role
 from tests.factories.catalog import make_product, make_warehouse
 from tests.factories.stock import make_stock
-from tests.stock.test_movements import URL, assert_problem, on_hand
+from tests.stock.test_movements import URL, assert_problem, movement, on_hand
 
 VIA_ROUTE = {"Content-Type": "application/json; charset=utf-8"}
 # Differ between any two postings, by design.
 UNIQUE = {"id", "created_at", "on_hand_after", "request_id"}
-
-
-def movement(
-    product: Any, warehouse: Any, type_: str, quantity: int, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "product_id": str(product.id),
-        "warehouse_id": str(warehouse.id),
-        "type": type_,
-        "quantity": quantity,
-        **extra,
-    }
 
 
 def shape(response: httpx.Response) -> tuple[Any, ...]:
