@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 
 from stockroom.auth.deps import WriteContext, require
@@ -20,6 +20,7 @@ from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
 from stockroom.idempotency import StoredResponse
 from stockroom.sales import service
+from stockroom.sales.actions import ActionResult
 from stockroom.sales.models import SalesOrderStatus
 from stockroom.sales.repository import SORTS, OrderFilter
 from stockroom.sales.schemas import SalesOrderCreate, SalesOrderRead, SalesOrderUpdate, ShipRequest
@@ -56,6 +57,15 @@ def respond(
     if isinstance(result, StoredResponse):
         return replay_response(StoredResponse(status, body), headers)
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+def respond_action(result: ActionResult) -> Response:
+    """A confirm or ship: the body as its SQL function built it (`SalesOrderRead`'s JSON, as
+    `respond` would write it) with its ETag, or the stored response of a replay."""
+    if isinstance(result, StoredResponse):
+        return respond(result)
+    headers = {"ETag": etag_for(result.version)}
+    return Response(result.body, status_code=200, headers=headers, media_type="application/json")
 
 
 def _filters(
@@ -148,9 +158,9 @@ async def update_sales_order(
 )
 async def confirm_sales_order(
     order_id: uuid.UUID, session: Session, _: Writer, ctx: WriteContext, key: IdempotencyKeyHeader
-) -> JSONResponse:
+) -> Response:
     """Confirm a sales order (reserve its stock)."""
-    return respond(await service.confirm_order(session, order_id, ctx, key))
+    return respond_action(await service.confirm_order(session, order_id, ctx, key))
 
 
 @router.post(
@@ -170,9 +180,9 @@ async def ship_sales_order(
     _: Writer,
     ctx: WriteContext,
     key: IdempotencyKeyHeader,
-) -> JSONResponse:
+) -> Response:
     """Ship goods of a sales order."""
-    return respond(await service.ship_order(session, order_id, data, ctx, key))
+    return respond_action(await service.ship_order(session, order_id, data, ctx, key))
 
 
 @router.post(

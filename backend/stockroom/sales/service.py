@@ -1,6 +1,7 @@
 """Sales order use cases. Each is one transaction; every state change happens under the order's
 row lock and goes with its activity event and the stock it reserves, ships or releases
-(`stock.reservations`), in that same transaction.
+(`stock.reservations`), in that same transaction. Confirm and ship are each one call of their
+SQL function (`sales.actions`, migration 0013), shared with their fast paths.
 
     draft --confirm--> confirmed --ship--> partially_shipped --ship--> shipped
       |                    |                     |
@@ -10,8 +11,10 @@ row lock and goes with its activity event and the stock it reserves, ships or re
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.exc import StaleDataError
@@ -20,16 +23,22 @@ from stockroom import events
 from stockroom.context import Context
 from stockroom.db.base import uuid7
 from stockroom.db.numbers import next_number
-from stockroom.db.session import transaction
+from stockroom.db.session import single_statement, transaction
 from stockroom.events.recorder import compute_changes
-from stockroom.http.errors import PreconditionFailed, ValidationFailed
+from stockroom.events.wakeup import wake_relays
+from stockroom.http.errors import AppError, PreconditionFailed
 from stockroom.http.etag import check_if_match
 from stockroom.http.pagination import Page, PageParams, Sort
-from stockroom.idempotency import IdempotencyKey, StoredResponse, run_idempotent
-from stockroom.sales import repository
-from stockroom.sales.errors import OverShipment, SalesOrderNotFound
+from stockroom.idempotency import (
+    IdempotencyKey,
+    StoredResponse,
+    remember_refusal,
+    run_idempotent,
+)
+from stockroom.sales import actions, repository
+from stockroom.sales.actions import ActionResult
+from stockroom.sales.errors import SalesOrderNotFound
 from stockroom.sales.models import (
-    OPEN_SALES_STATUSES,
     SALES_ORDER_NUMBERS,
     SalesOrder,
     SalesOrderLine,
@@ -271,102 +280,30 @@ async def update_order(
 # --- actions ---------------------------------------------------------------------------------
 
 
-async def _confirm(session: AsyncSession, order_id: uuid.UUID, ctx: Context) -> SalesOrderRead:
-    order = await _load(session, order_id, lock=True)
-    if order.status != Status.DRAFT.value:
-        raise _not_allowed(order, "confirmed", (Status.DRAFT,))
-    lines = await _lines(session, order)
-    await reservations.checked_order_targets(
-        session, order.warehouse_id, [line.product_id for line in lines]
-    )
-    await reservations.reserve(
-        session,
-        ctx,
-        order.warehouse_id,
-        order.id,
-        [(line.id, line.product_id, line.quantity) for line in lines],
-    )
-    await repository.reserve_all(session, order.id)
-    for line in lines:
-        set_committed_value(line, "reserved_quantity", line.quantity)
-    order.confirmed_at = utcnow()
-    _transition(session, ctx, order, lines, Status.CONFIRMED, "sales_order.confirmed")
-    await session.flush()
-    return _read(order, lines)
+async def _act(
+    session: AsyncSession,
+    key: IdempotencyKey | None,
+    action: Callable[[asyncpg.Connection], Awaitable[ActionResult]],
+) -> ActionResult:
+    """One action's SQL function (`actions`), the request's transaction taken over as one
+    statement; a refusal is stored for the key's retries, as `run_idempotent` stores it."""
+    try:
+        async with single_statement(session) as connection:
+            result = await action(connection)
+    except AppError as exc:
+        if key is not None:
+            await remember_refusal(session, key, exc)
+        raise
+    if isinstance(result, actions.OrderBody):
+        wake_relays()  # committed: the order's event (and a shipment's movements) are out
+    return result
 
 
 async def confirm_order(
     session: AsyncSession, order_id: uuid.UUID, ctx: Context, key: IdempotencyKey | None = None
-) -> SalesOrderRead | StoredResponse:
+) -> ActionResult:
     """draft -> confirmed: every line reserved in full, or none (409 insufficient_available)."""
-    return await run_idempotent(session, key, lambda: _confirm(session, order_id, ctx), status=200)
-
-
-async def _ship(
-    session: AsyncSession, order_id: uuid.UUID, data: ShipRequest, ctx: Context
-) -> SalesOrderRead:
-    order = await _load(session, order_id, lock=True)
-    if order.status not in OPEN_SALES_STATUSES:
-        raise _not_allowed(order, "shipped", OPEN_SALES_STATUSES)
-    lines = await _lines(session, order)
-    by_id = {line.id: line for line in lines}
-    over: list[dict[str, Any]] = []
-    for i, shipment in enumerate(data.lines):
-        line = by_id.get(shipment.line_id)
-        if line is None:
-            raise ValidationFailed.at(
-                ["body", "lines", i, "line_id"], "not a line of this sales order"
-            )
-        unshipped = line.quantity - line.shipped_quantity
-        if shipment.quantity > unshipped:
-            over.append(
-                {"line_id": str(line.id), "unshipped": unshipped, "requested": shipment.quantity}
-            )
-    if over:
-        raise OverShipment(lines=over)
-    shipped = [(s.line_id, s.quantity) for s in data.lines]
-    await repository.add_shipped(session, order.id, shipped)
-    movements = await reservations.ship(
-        session,
-        ctx,
-        order.warehouse_id,
-        order.id,
-        [
-            (by_id[line_id].product_id, quantity, by_id[line_id].unit_price)
-            for line_id, quantity in shipped
-        ],
-        reference=data.reference or order.number,
-    )
-    for line_id, quantity in shipped:
-        line = by_id[line_id]
-        set_committed_value(line, "shipped_quantity", line.shipped_quantity + quantity)
-        set_committed_value(line, "reserved_quantity", line.reserved_quantity - quantity)
-    complete = all(line.shipped_quantity == line.quantity for line in lines)
-    movement_of = {m.product_id: m.id for m in movements}
-    _transition(
-        session,
-        ctx,
-        order,
-        lines,
-        Status.SHIPPED if complete else Status.PARTIALLY_SHIPPED,
-        "sales_order.shipped",
-        {
-            "shipped": [
-                {
-                    "line_id": line_id,
-                    "product_id": by_id[line_id].product_id,
-                    "quantity": quantity,
-                    "movement_id": movement_of[by_id[line_id].product_id],
-                }
-                for line_id, quantity in shipped
-            ],
-            "reference": data.reference,
-        },
-    )
-    if complete:
-        order.closed_at = utcnow()
-    await session.flush()
-    return _read(order, lines)
+    return await _act(session, key, lambda c: actions.confirm(c, order_id, ctx, key))
 
 
 async def ship_order(
@@ -375,11 +312,9 @@ async def ship_order(
     data: ShipRequest,
     ctx: Context,
     key: IdempotencyKey | None = None,
-) -> SalesOrderRead | StoredResponse:
+) -> ActionResult:
     """Ship some or all unshipped quantities: one `sale` per line, consuming the reservation."""
-    return await run_idempotent(
-        session, key, lambda: _ship(session, order_id, data, ctx), status=200
-    )
+    return await _act(session, key, lambda c: actions.ship(c, order_id, data, ctx, key))
 
 
 _CANCELLABLE = (Status.DRAFT, Status.CONFIRMED, Status.PARTIALLY_SHIPPED)

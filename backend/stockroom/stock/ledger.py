@@ -196,6 +196,13 @@ def _refusal(row: Any, lines: Sequence[Line]) -> AppError:
     raise RuntimeError(f"stock_post refused with an unknown reason {reason!r}")
 
 
+def refusal(row: Any, lines: Sequence[Line]) -> AppError:
+    """The contract's error for a refusal of `stock_post` (a row with its `reason`, `line`,
+    `product_id` and `warehouse_id`) given `lines`: for SQL functions that call `stock_post`
+    themselves and pass its refusal on (the sales order actions, migration 0013)."""
+    return _refusal(row, lines)
+
+
 def _movements(rows: Sequence[Any], lines: Sequence[Line]) -> list[MovementRead]:
     # `rows`: SQLAlchemy RowMappings or asyncpg Records, both read by column name.
     if rows and rows[0]["reason"] is not None:
