@@ -46,6 +46,7 @@ from stockroom.auth.token_repository import register_failure as register_failure
 from stockroom.auth.token_repository import revoke_family as revoke_family
 from stockroom.auth.token_repository import revoke_user_tokens as revoke_user_tokens
 from stockroom.context import Principal
+from stockroom.db.like import like_pattern
 from stockroom.db.session import DriverQuery
 
 
@@ -262,7 +263,7 @@ async def list_users(
 ) -> tuple[list[UserView], int]:
     conditions: list[ColumnElement[bool]] = []
     if q:
-        pattern = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = like_pattern(q)
         conditions.append(
             or_(User.email.ilike(pattern, escape="\\"), User.full_name.ilike(pattern, escape="\\"))
         )

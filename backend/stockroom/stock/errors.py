@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# One class per concept: a missing product or warehouse is the catalog's error, whichever domain
+# looks it up (stock may import catalog; catalog never imports stock).
+from stockroom.catalog.errors import ProductNotFound as ProductNotFound
+from stockroom.catalog.errors import WarehouseNotFound as WarehouseNotFound
 from stockroom.http.errors import Conflict, NotFound
 
 
@@ -45,14 +49,6 @@ class NotReversible(Conflict):
 class StockLimitExceeded(Conflict):
     code = "stock_limit_exceeded"
     default_detail = "this movement would take on hand beyond the largest storable quantity"
-
-
-class ProductNotFound(NotFound):
-    default_detail = "product not found"
-
-
-class WarehouseNotFound(NotFound):
-    default_detail = "warehouse not found"
 
 
 class MovementNotFound(NotFound):
