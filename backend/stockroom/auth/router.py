@@ -269,12 +269,7 @@ async def list_users(
         offset=pagination.offset,
         limit=pagination.limit,
     )
-    return Page[UserRead](
-        items=[user_read(v) for v in views],
-        total=total,
-        page=pagination.page,
-        page_size=pagination.page_size,
-    )
+    return Page[UserRead].of([user_read(v) for v in views], total, pagination)
 
 
 @users_router.post(
@@ -361,12 +356,7 @@ async def list_roles(
         offset=pagination.offset,
         limit=pagination.limit,
     )
-    return Page[RoleRead](
-        items=[_role_read(v) for v in views],
-        total=total,
-        page=pagination.page,
-        page_size=pagination.page_size,
-    )
+    return Page[RoleRead].of([_role_read(v) for v in views], total, pagination)
 
 
 @roles_router.post(

@@ -104,12 +104,7 @@ async def list_categories(
     items, total = await service.list_categories(
         session, parent_id=parent_id, roots_only=root, q=q, sort=sort, page=page
     )
-    return Page(
-        items=[CategoryRead.model_validate(c) for c in items],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page.of([CategoryRead.model_validate(c) for c in items], total, page)
 
 
 @category_router.post(
@@ -198,12 +193,7 @@ async def list_suppliers(
     items, total = await service.list_suppliers(
         session, is_active=is_active, q=q, sort=sort, page=page
     )
-    return Page(
-        items=[SupplierRead.model_validate(s) for s in items],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page.of([SupplierRead.model_validate(s) for s in items], total, page)
 
 
 @supplier_router.post(
@@ -292,12 +282,7 @@ async def list_warehouses(
     items, total = await service.list_warehouses(
         session, is_active=is_active, q=q, sort=sort, page=page
     )
-    return Page(
-        items=[WarehouseRead.model_validate(w) for w in items],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page.of([WarehouseRead.model_validate(w) for w in items], total, page)
 
 
 @warehouse_router.post(
@@ -438,7 +423,7 @@ async def list_products(
     rows, total = await service.list_products(session, filters, sort, page)
     model = product_read_model(_can_see_costs(principal))
     items: list[Any] = [model.model_validate(row) for row in rows]
-    return _json(_AnyPage(items=items, total=total, page=page.page, page_size=page.page_size))
+    return _json(_AnyPage.of(items, total, page))
 
 
 @product_router.post(

@@ -4,9 +4,9 @@ No `from __future__ import annotations` here: FastAPI must evaluate the annotati
 dependency built inside `sort_param`, which refer to its local variables.
 """
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
@@ -15,6 +15,20 @@ from stockroom.http.errors import ValidationFailed
 
 T = TypeVar("T")
 MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class PageParams:
+    page: int = 1
+    page_size: int = 20
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.page_size
+
+    @property
+    def limit(self) -> int:
+        return self.page_size
 
 
 class Page(BaseModel, Generic[T]):
@@ -31,19 +45,11 @@ class Page(BaseModel, Generic[T]):
         # `ProductReadPage` in the OpenAPI document, not Pydantic's `Page_ProductRead_`.
         return f"{getattr(params[0], '__name__', 'Item')}Page"
 
-
-@dataclass(frozen=True, slots=True)
-class PageParams:
-    page: int = 1
-    page_size: int = 20
-
-    @property
-    def offset(self) -> int:
-        return (self.page - 1) * self.page_size
-
-    @property
-    def limit(self) -> int:
-        return self.page_size
+    @classmethod
+    def of(cls, items: Iterable[T], total: int, params: PageParams) -> Self:
+        """The page `params` asked for: these items of the `total` that match. The one way a
+        list route builds its page, so `page` and `page_size` always echo the request."""
+        return cls(items=list(items), total=total, page=params.page, page_size=params.page_size)
 
 
 async def _page_params(

@@ -174,9 +174,4 @@ async def list_counts(
         rows, total = await transfer_repository.list_counts(
             session, status=status, product_id=product_id, warehouse_id=warehouse_id, page=page
         )
-    return Page[CountRead](
-        items=[CountRead.model_validate(r) for r in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page[CountRead].of([CountRead.model_validate(r) for r in rows], total, page)

@@ -29,24 +29,14 @@ async def list_levels(
             below_reorder=below_reorder,
             page=page,
         )
-    return Page[StockLevelRead](
-        items=[StockLevelRead.model_validate(r) for r in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page[StockLevelRead].of([StockLevelRead.model_validate(r) for r in rows], total, page)
 
 
 async def list_low_stock(session: AsyncSession, page: PageParams) -> Page[LowStockProduct]:
     """Active products whose total on hand is at or below their reorder point."""
     async with transaction(session):
         rows, total = await repository.list_low_stock(session, page)
-    return Page[LowStockProduct](
-        items=[LowStockProduct.model_validate(r) for r in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page[LowStockProduct].of([LowStockProduct.model_validate(r) for r in rows], total, page)
 
 
 async def count_low_stock_products(session: AsyncSession) -> int:

@@ -200,9 +200,4 @@ async def list_transfers(
         rows, total = await transfer_repository.list_transfers(
             session, status=status, product_id=product_id, warehouse_id=warehouse_id, page=page
         )
-    return Page[TransferRead](
-        items=[TransferRead.model_validate(r) for r in rows],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page[TransferRead].of([TransferRead.model_validate(r) for r in rows], total, page)

@@ -102,12 +102,7 @@ async def create_webhook(
 async def list_webhooks(session: Session, _: Manager, page: Pagination) -> Page[WebhookRead]:
     """List webhook endpoints, newest first (never with their secrets)."""
     items, total = await service.list_endpoints(session, page)
-    return Page(
-        items=[WebhookRead.model_validate(e) for e in items],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page.of([WebhookRead.model_validate(e) for e in items], total, page)
 
 
 @router.get(
@@ -204,12 +199,7 @@ async def list_webhook_deliveries(
 ) -> Page[DeliveryRead]:
     """An endpoint's deliveries, newest first."""
     items, total = await service.list_deliveries(session, endpoint_id, status, page)
-    return Page(
-        items=[DeliveryRead.model_validate(d) for d in items],
-        total=total,
-        page=page.page,
-        page_size=page.page_size,
-    )
+    return Page.of([DeliveryRead.model_validate(d) for d in items], total, page)
 
 
 @router.get(
