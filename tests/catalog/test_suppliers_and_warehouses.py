@@ -78,6 +78,7 @@ async def test_warehouse_lifecycle(client_as: ClientAs, session: AsyncSession) -
     created = await manager.post("/api/v1/warehouses", json={"code": code, "name": "Main"})
     assert created.status_code == 201, created.text
     warehouse_id = created.json()["id"]
+    assert created.headers["Location"] == f"/api/v1/warehouses/{warehouse_id}"
     assert created.json()["is_active"] is True
     duplicate = await manager.post(
         "/api/v1/warehouses", json={"code": code.lower(), "name": "Again"}

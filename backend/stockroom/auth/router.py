@@ -39,6 +39,7 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
+from stockroom.http.location import location
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.types import SafeText
 
@@ -113,7 +114,7 @@ async def register(
 ) -> UserRead:
     """Register a new account (no roles); 403 when registration is disabled."""
     view = await service.register(session, data, settings, ctx)
-    response.headers["Location"] = request.url_for("get_user", user_id=view.user.id).path
+    response.headers["Location"] = location(request, "get_user", user_id=view.user.id)
     return _user_response(view, response)
 
 
@@ -288,7 +289,7 @@ async def create_user(
 ) -> UserRead:
     """Create a user with roles (users:write)."""
     view = await service.create_user(session, data, actor, ctx)
-    response.headers["Location"] = request.url_for("get_user", user_id=view.user.id).path
+    response.headers["Location"] = location(request, "get_user", user_id=view.user.id)
     return _user_response(view, response)
 
 
@@ -375,7 +376,7 @@ async def create_role(
 ) -> RoleRead:
     """Create a custom role from the permission set (users:write)."""
     view = await service.create_role(session, data, actor, ctx)
-    response.headers["Location"] = request.url_for("get_role", name=view.role.name).path
+    response.headers["Location"] = location(request, "get_role", name=view.role.name)
     return _role_read(view)
 
 

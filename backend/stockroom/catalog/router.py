@@ -46,6 +46,7 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
+from stockroom.http.location import location
 from stockroom.http.pagination import Page, Pagination, Sort, sort_param
 from stockroom.http.params import UtcDateTime
 from stockroom.types import SafeText
@@ -111,11 +112,16 @@ async def list_categories(
     "", response_model=CategoryRead, status_code=201, responses=problem_responses(*WRITE_ERRORS)
 )
 async def create_category(
-    data: CategoryCreate, session: Session, ctx: WriteContext, _: Writer, response: Response
+    data: CategoryCreate,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    request: Request,
+    response: Response,
 ) -> CategoryRead:
     """Create a category (name unique among its siblings)."""
     category = await service.create_category(session, data, ctx)
-    response.headers["Location"] = f"/api/v1/categories/{category.id}"
+    response.headers["Location"] = location(request, "get_category", category_id=category.id)
     set_etag(response, category.version)
     return CategoryRead.model_validate(category)
 
@@ -200,11 +206,16 @@ async def list_suppliers(
     "", response_model=SupplierRead, status_code=201, responses=problem_responses(*WRITE_ERRORS)
 )
 async def create_supplier(
-    data: SupplierCreate, session: Session, ctx: WriteContext, _: Writer, response: Response
+    data: SupplierCreate,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    request: Request,
+    response: Response,
 ) -> SupplierRead:
     """Create a supplier (name unique)."""
     supplier = await service.create_supplier(session, data, ctx)
-    response.headers["Location"] = f"/api/v1/suppliers/{supplier.id}"
+    response.headers["Location"] = location(request, "get_supplier", supplier_id=supplier.id)
     set_etag(response, supplier.version)
     return SupplierRead.model_validate(supplier)
 
@@ -289,11 +300,16 @@ async def list_warehouses(
     "", response_model=WarehouseRead, status_code=201, responses=problem_responses(*WRITE_ERRORS)
 )
 async def create_warehouse(
-    data: WarehouseCreate, session: Session, ctx: WriteContext, _: Writer, response: Response
+    data: WarehouseCreate,
+    session: Session,
+    ctx: WriteContext,
+    _: Writer,
+    request: Request,
+    response: Response,
 ) -> WarehouseRead:
     """Create a warehouse (code unique)."""
     warehouse = await service.create_warehouse(session, data, ctx)
-    response.headers["Location"] = f"/api/v1/warehouses/{warehouse.id}"
+    response.headers["Location"] = location(request, "get_warehouse", warehouse_id=warehouse.id)
     set_etag(response, warehouse.version)
     return WarehouseRead.model_validate(warehouse)
 
@@ -439,7 +455,11 @@ async def create_product(
     await _ensure_may_set_costs(request, session, principal, data)
     row = await service.create_product(session, data, ctx)
     model = product_read_model(_can_see_costs(principal))
-    response = _json(model.model_validate(row), 201, {"Location": f"/api/v1/products/{row['id']}"})
+    response = _json(
+        model.model_validate(row),
+        201,
+        {"Location": location(request, "get_product", product_id=row["id"])},
+    )
     return _with_etag(response, row["version"])
 
 

@@ -13,6 +13,7 @@ from stockroom.context import Principal
 from stockroom.db.session import Session
 from stockroom.http.errors import problem_responses
 from stockroom.http.etag import IfMatch, set_etag
+from stockroom.http.location import location
 from stockroom.http.pagination import Page, Pagination
 from stockroom.webhooks import service
 from stockroom.webhooks.guard import TargetGuard
@@ -91,7 +92,7 @@ async def create_webhook(
     await _ensure_may_send_costs(request, session, principal, data)
     _no_store(response)
     endpoint, secret = await service.create_endpoint(session, data, guard, ctx)
-    response.headers["Location"] = f"/api/v1/webhooks/{endpoint.id}"
+    response.headers["Location"] = location(request, "get_webhook", endpoint_id=endpoint.id)
     set_etag(response, endpoint.version)
     return WebhookCreated.model_validate(
         {**_read(endpoint, response).model_dump(), "secret": secret}
