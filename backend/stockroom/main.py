@@ -36,6 +36,7 @@ from stockroom.logs import configure_logging
 from stockroom.purchasing.router import reorder_router
 from stockroom.purchasing.router import router as purchasing_router
 from stockroom.reports.router import router as reports_router
+from stockroom.sales import fastpath as sales_fastpath
 from stockroom.sales.router import router as sales_router
 from stockroom.settings import Settings, get_settings
 from stockroom.stock import fastpath as stock_fastpath
@@ -48,12 +49,16 @@ API_PREFIX = "/api/v1"
 # authenticated caller only (checked before the body is read).
 UPLOAD_ROUTES = frozenset({("POST", f"{API_PREFIX}/products/import")})
 
+SALES_ORDER = f"{API_PREFIX}/sales-orders/{{order_id}}"
+
 # The hottest requests, served in front of FastAPI's router for what they cost; each declines
 # (to its FastAPI route) whatever it is not sure to answer as the route would (http.fastpath).
 FAST_ROUTES = (
     FastRoute("POST", f"{API_PREFIX}/stock-movements", stock_fastpath.post_movement, True),
     FastRoute("GET", f"{API_PREFIX}/products/{{product_id}}", catalog_fastpath.get_product),
     FastRoute("GET", f"{API_PREFIX}/users/me", auth_fastpath.get_me),
+    FastRoute("POST", f"{SALES_ORDER}/confirm", sales_fastpath.confirm, True),
+    FastRoute("POST", f"{SALES_ORDER}/ship", sales_fastpath.ship, True),
 )
 
 

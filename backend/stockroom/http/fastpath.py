@@ -33,9 +33,13 @@ PATH_PARAMETER = "{}"
 
 
 def _key(template: str) -> str:
-    """The lookup key of a route template: its last segment `{}` if that is a parameter."""
+    """The lookup key of a route template: its last segment `{}` if that is a parameter, else
+    its last but one if that is (`/sales-orders/{}/confirm`)."""
     head, _, last = template.rpartition("/")
-    return f"{head}/{PATH_PARAMETER}" if last.startswith("{") else template
+    if last.startswith("{"):
+        return f"{head}/{PATH_PARAMETER}"
+    base, _, middle = head.rpartition("/")
+    return f"{base}/{PATH_PARAMETER}/{last}" if middle.startswith("{") else template
 
 
 class FastRequest:
@@ -50,7 +54,7 @@ class FastRequest:
         self.template = template  # the route's full path template (`route_template`'s answer)
         self.receive = receive
         self.body = body
-        self.param = param  # the path's last segment, for a route ending in a parameter
+        self.param = param  # the path's parameter segment, for a route with one
         # The first value wins, as in Starlette's `Headers.get` (what the route reads).
         self.headers: dict[bytes, bytes] = dict(reversed(scope["headers"]))
 
@@ -75,7 +79,7 @@ FastHandler = Callable[[FastRequest], Awaitable[Response | None]]
 class FastRoute:
     """`handler` for `method` on `path`, the full path template of the FastAPI route it stands
     for (`/api/v1/stock-movements`, or `/api/v1/products/{product_id}`: one path parameter,
-    last, handed over unconverted as `FastRequest.param`)."""
+    last or last but one, handed over unconverted as `FastRequest.param`)."""
 
     method: str
     path: str
@@ -122,6 +126,7 @@ class FastPathMiddleware:
             (r.method, _key(r.path)): r for r in routes
         }
         self.with_parameter = any(key.endswith("/" + PATH_PARAMETER) for _, key in self.routes)
+        self.with_inner_parameter = any(f"/{PATH_PARAMETER}/" in key for _, key in self.routes)
         self.api_routes: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,6 +139,10 @@ class FastPathMiddleware:
         if route is None and self.with_parameter:
             head, _, param = path.rpartition("/")
             route = self.routes.get((method, f"{head}/{PATH_PARAMETER}"))
+        if route is None and self.with_inner_parameter:
+            rest, _, last = path.rpartition("/")
+            head, _, param = rest.rpartition("/")
+            route = self.routes.get((method, f"{head}/{PATH_PARAMETER}/{last}"))
         if route is None or scope.get("query_string"):
             await self.app(scope, receive, send)
             return
