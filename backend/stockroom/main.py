@@ -96,6 +96,10 @@ def create_app(
         redoc_url=None,
         openapi_url="/openapi.json",
         generate_unique_id_function=operation_id,
+        # FastAPI's native OpenTelemetry bridge asks on every request whether a provider is
+        # configured (a tenth of a bare route's CPU). Stockroom does not use OpenTelemetry: its
+        # request metrics and logs are the request-context middleware's (docs/operations.md).
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
 

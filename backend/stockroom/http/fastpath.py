@@ -29,6 +29,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from stockroom.http.middleware import ROUTE_TEMPLATE_KEY
+
 PATH_PARAMETER = "{}"
 
 
@@ -63,6 +65,11 @@ class FastRequest:
         return None if value is None else value.decode("latin-1")
 
     @property
+    def path(self) -> str:
+        path: str = self.scope["path"]
+        return path
+
+    @property
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = self.scope.setdefault("state", {})
         return state
@@ -72,7 +79,30 @@ class FastRequest:
         return self.scope["app"]
 
 
-FastHandler = Callable[[FastRequest], Awaitable[Response | None]]
+class JsonResponse:
+    """A JSON body sent as Starlette's `Response(body, status, headers, "application/json")`
+    sends it (the given headers, then content-length and content-type), without building the
+    Response (its header handling is a tenth of a fast read's own CPU)."""
+
+    __slots__ = ("body", "raw_headers", "status_code")
+
+    def __init__(self, body: bytes, status_code: int, *headers: tuple[bytes, bytes]) -> None:
+        self.body = body
+        self.status_code = status_code
+        self.raw_headers = [
+            *headers,
+            (b"content-length", str(len(body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        await send({"type": "http.response.body", "body": self.body})
+
+
+FastHandler = Callable[[FastRequest], Awaitable[Response | JsonResponse | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +187,7 @@ class FastPathMiddleware:
         if api_route is None:
             api_route = self.api_routes[key] = _api_route(scope["app"], route.method, route.path)
         scope["route"] = api_route
+        scope[ROUTE_TEMPLATE_KEY] = route.path
         try:
             body = b""
             if route.reads_body:

@@ -19,6 +19,7 @@ from stockroom.http.request_id import REQUEST_ID_HEADER, choose_request_id, set_
 
 access_log = structlog.get_logger("stockroom.access")
 UNMATCHED_ROUTE = "<unmatched>"
+ROUTE_TEMPLATE_KEY = "stockroom.route_template"
 
 
 def route_template(scope: Scope) -> str:
@@ -27,6 +28,9 @@ def route_template(scope: Scope) -> str:
     FastAPI keeps included routes' own paths (without the including prefix), so the prefix is
     taken from the request path: the leading segments not covered by the route's template.
     """
+    known = scope.get(ROUTE_TEMPLATE_KEY)
+    if known is not None:  # a fast path's (http.fastpath): its full template, known up front
+        return str(known)
     route = scope.get("route")
     template = getattr(route, "path_format", None) or getattr(route, "path", None)
     if not isinstance(template, str):

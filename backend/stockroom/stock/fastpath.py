@@ -24,7 +24,7 @@ from stockroom.auth.deps import fast_claims, fast_context, fast_principal
 from stockroom.auth.permissions import Perm
 from stockroom.db.session import driver_lease
 from stockroom.http.errors import AppError
-from stockroom.http.fastpath import FastRequest
+from stockroom.http.fastpath import FastRequest, JsonResponse
 from stockroom.http.idempotency import replay_response
 from stockroom.idempotency import (
     IdempotencyKey,
@@ -81,7 +81,7 @@ def _response(result: MovementRead | StoredResponse, path: str, hide_cost: bool)
     return replay_response(StoredResponse(result.status, body), location)
 
 
-async def post_movement(request: FastRequest) -> Response | None:
+async def post_movement(request: FastRequest) -> Response | JsonResponse | None:
     """The fast path of `POST /stock-movements`; None declines (see the module)."""
     if request.header(b"content-type") != _JSON:
         return None
@@ -104,18 +104,20 @@ async def post_movement(request: FastRequest) -> Response | None:
             return None
         ctx = fast_context(request, principal)
         line = line_of(data)
+        hide_cost = not principal.can(Perm.COSTS_READ)
         if key_value is None:
-            [result] = await ledger.post_movements_now(connection, [line], ctx)
-        else:
-            key = _key(request, key_value, principal.id)
-            try:
-                result = await ledger.post_movement_keyed_now(connection, line, ctx, key)
-            except AppError as exc:
-                refusal = exc
+            posted = await ledger.post_line_json_now(connection, line, ctx, hide_cost=hide_cost)
+            location = f"{request.path}/{posted.id}".encode()
+            return JsonResponse(posted.body.encode(), 201, (b"location", location))
+        key = _key(request, key_value, principal.id)
+        try:
+            result = await ledger.post_movement_keyed_now(connection, line, ctx, key)
+        except AppError as exc:
+            refusal = exc
     if refusal is not None:
         assert key is not None
         # As `movements.post_movement_idempotent`: the key's retries get the same refusal.
         async with request.app.state.sessionmaker() as session:
             await remember_refusal(session, key, refusal)
         raise refusal
-    return _response(result, request.scope["path"], not principal.can(Perm.COSTS_READ))
+    return _response(result, request.path, hide_cost)

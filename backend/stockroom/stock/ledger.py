@@ -258,6 +258,123 @@ async def post_movements_now(
     return movements
 
 
+# One line, its arguments sent as typed parameters and built into `stock_post`'s jsonb by the
+# server (json.dumps of a 27-key line costs the API ~50 us per posting; typed parameters ~5),
+# and the movement answered as the response body itself: exactly `MovementRead`'s JSON as
+# pydantic writes it (keys in field order, money with two places, `stock_json_time`), without
+# `unit_cost` when $35 says the caller may not see costs. `tests/stock/test_ledger_one.py`
+# holds both to the general path and to pydantic, byte for byte.
+_LINE_ARGUMENTS = """
+jsonb_build_array(jsonb_build_object(
+    'line', 0, 'id', $1::uuid, 'product_id', $2::uuid, 'warehouse_id', $3::uuid,
+    'type', $4::text, 'quantity', $5::integer, 'signed_quantity', $6::integer,
+    'in_transit_delta', $7::integer, 'reserved_delta', $8::integer,
+    'on_order_delta', $9::integer, 'unit_cost', $10::numeric, 'unit_price', $11::numeric,
+    'default_cost', $12::boolean, 'default_price', $13::boolean, 'reference', $14::text,
+    'note', $15::text, 'reverses_id', $16::uuid, 'transfer_id', $17::uuid,
+    'purchase_order_id', $18::uuid, 'sales_order_id', $19::uuid,
+    'require_active_product', $20::boolean, 'require_active_warehouse', $21::boolean,
+    'keep_reserved', $22::boolean, 'event_id', $23::uuid, 'occurred_at', $24::text,
+    'low_event_id', $25::uuid, 'low_occurred_at', $26::text)),
+jsonb_build_object(
+    'created_by', $27::uuid, 'request_id', $28::text, 'created_at', $29::text,
+    'actor', CASE WHEN $27::uuid IS NULL THEN NULL
+                  ELSE jsonb_build_object('id', $27::uuid, 'email', $30::text) END,
+    'request', jsonb_build_object('id', $28::text, 'ip', $31::text, 'user_agent', $32::text,
+                                  'method', $33::text, 'path', $34::text))
+"""
+_MOVEMENT_JSON = """
+concat('{"id":"', p.id, '","product_id":"', p.product_id, '","warehouse_id":"',
+       p.warehouse_id, '","type":"', p.type, '","quantity":', p.quantity,
+       ',"signed_quantity":', p.signed_quantity, ',"on_hand_after":', p.on_hand_after,
+       CASE WHEN $35::boolean THEN ''
+            ELSE ',"unit_cost":' || coalesce(to_json(round(p.unit_cost, 2)::text)::text, 'null')
+       END,
+       ',"unit_price":', coalesce(to_json(round(p.unit_price, 2)::text)::text, 'null'),
+       ',"reference":', coalesce(to_json(p.reference)::text, 'null'),
+       ',"note":', coalesce(to_json(p.note)::text, 'null'),
+       ',"reverses_id":', coalesce('"' || p.reverses_id || '"', 'null'),
+       ',"transfer_id":', coalesce('"' || p.transfer_id || '"', 'null'),
+       ',"created_by":', coalesce('"' || p.created_by || '"', 'null'),
+       ',"request_id":', coalesce(to_json(p.request_id)::text, 'null'),
+       ',"created_at":"', stock_json_time(p.created_at), '"}')
+"""
+_CALL_ONE = (
+    "SELECT p.reason, p.line, p.id, p.product_id, p.warehouse_id, "
+    f"CASE WHEN p.reason IS NULL THEN {_MOVEMENT_JSON} END AS body "
+    f"FROM stock_post({_LINE_ARGUMENTS}) AS p"
+)
+
+
+def _one_arguments(line: Line, ctx: Context, hide_cost: bool) -> tuple[Any, ...]:
+    """`_CALL_ONE`'s parameters: `_arguments` of one line, as typed values."""
+    event_id, occurred_at = next_event_stamp()
+    low_event_id, low_occurred_at = next_event_stamp()
+    actor = ctx.actor
+    return (
+        line.id or uuid7(),
+        line.product_id,
+        line.warehouse_id,
+        line.type.value,
+        line.quantity,
+        line.signed_quantity,
+        line.in_transit_delta,
+        line.reserved_delta,
+        line.on_order_delta,
+        line.unit_cost,
+        line.unit_price,
+        line.default_cost,
+        line.default_price,
+        line.reference,
+        line.note,
+        line.reverses_id,
+        line.transfer_id,
+        line.purchase_order_id,
+        line.sales_order_id,
+        line.require_active_product,
+        line.require_active_warehouse,
+        line.keep_reserved,
+        event_id,
+        occurred_at.isoformat(),
+        low_event_id,
+        low_occurred_at.isoformat(),
+        actor.id if actor else None,
+        ctx.request_id,
+        utcnow().isoformat(),
+        actor.email if actor else None,
+        ctx.ip,
+        ctx.user_agent,
+        ctx.method,
+        ctx.path,
+        hide_cost,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class PostedJson:
+    """A movement posted by `post_line_json_now`: its id and its response body."""
+
+    id: uuid.UUID
+    body: str
+
+
+async def post_line_json_now(
+    connection: asyncpg.Connection, line: Line, ctx: Context, *, hide_cost: bool
+) -> PostedJson:
+    """`post_movements_now` of one line (which must move on hand), answering the movement as
+    its response JSON (`MovementRead`'s, without `unit_cost` when `hide_cost`): the hot path of
+    `POST /stock-movements`, with no argument or response model work in Python."""
+    try:
+        row = await connection.fetchrow(_CALL_ONE, *_one_arguments(line, ctx, hide_cost))
+    except asyncpg.NumericValueOutOfRangeError:
+        raise StockLimitExceeded() from None
+    assert row is not None
+    if row["reason"] is not None:
+        raise _refusal(row, [line])
+    wake_relays()
+    return PostedJson(row["id"], row["body"])
+
+
 _CALL_KEYED = "SELECT * FROM stock_post_keyed($1::jsonb, $2::jsonb, $3::jsonb)"
 
 
