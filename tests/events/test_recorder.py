@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -7,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from stockroom.events import compute_changes, record
-from stockroom.events.recorder import SecretFieldError
+from stockroom.events.recorder import SecretFieldError, next_event_stamp, next_event_stamps
 from tests.events.conftest import ALICE, Sessionmaker, outbox_rows, request_context
 
 
@@ -102,3 +103,26 @@ async def test_secret_keys_never_enter_event_data(fresh_sessionmaker: Sessionmak
     (row,) = await outbox_rows(fresh_sessionmaker)
     assert row.payload["data"] == {"email": "bob@example.com", "nested": {}}
     assert "hunter2" not in str(row.payload)
+
+
+def test_stamps_drawn_as_text_keep_the_order_of_single_stamps() -> None:
+    """`next_event_stamps` (a shipment's stamps) interleaved with `next_event_stamp`: ids and
+    times strictly increase together, ids are canonical UUIDv7s, times are `isoformat`'s text,
+    also across the 4096 ids a millisecond holds."""
+    stamps: list[tuple[uuid.UUID, datetime]] = []
+    for round_ in range(300):
+        if round_ % 3 == 0:
+            stamps.append(next_event_stamp())
+            continue
+        for text_id, text_time in next_event_stamps(5000 if round_ == 1 else round_ % 7 + 1):
+            event_id, at = uuid.UUID(text_id), datetime.fromisoformat(text_time)
+            assert str(event_id) == text_id
+            assert at.isoformat() == text_time
+            assert event_id.version == 7
+            assert event_id.variant == uuid.RFC_4122
+            assert at.tzinfo == UTC
+            stamps.append((event_id, at))
+    for (id_a, at_a), (id_b, at_b) in itertools.pairwise(stamps):
+        assert id_a.int < id_b.int
+        assert at_a < at_b
+    assert len({i for i, _ in stamps}) == len(stamps)

@@ -58,7 +58,50 @@ class _EventClock:
             value = (unix_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | self._seq << 64 | 0b10 << 62
             return uuid.UUID(int=value | rand), now
 
+    def texts(self, n: int) -> list[tuple[str, str]]:
+        """n stamps, as n calls of `next` in a row would give them, as text: the id's canonical
+        form and the time as `datetime.isoformat` writes it (what `to_json_value` puts in a
+        payload). One lock, one clock read and one random read for all, and the text built
+        from parts (the millisecond's and the second's formatted once): building UUID and
+        datetime objects and formatting each cost ~10 us a stamp on this machine."""
+        with self._lock:
+            now = max(utcnow(), self._last + timedelta(microseconds=1))
+            micros = (now - _EPOCH) // timedelta(microseconds=1) - 1
+            randoms = os.urandom(8 * n).hex()
+            last_ms, seq = self._ms, self._seq
+            second = head_ms = -1
+            prefix = head = ""
+            stamps = []
+            for i in range(0, 16 * n, 16):
+                micros += 1
+                unix_ms = micros // 1000
+                if unix_ms != last_ms:
+                    seq = 0
+                else:
+                    seq += 1
+                    if seq > 0xFFF:  # as in `next`: borrow the next millisecond
+                        unix_ms, seq = unix_ms + 1, 0
+                        micros = unix_ms * 1000
+                if unix_ms != head_ms:  # the id's first 13 digits: its millisecond and version
+                    head_ms = unix_ms
+                    head = f"{unix_ms & 0xFFFFFFFFFFFF:012x}"
+                    head = f"{head[:8]}-{head[8:]}-7"
+                last_ms = unix_ms
+                if micros // 1_000_000 != second:
+                    second = micros // 1_000_000
+                    prefix = (_EPOCH + timedelta(seconds=second)).isoformat()[:-6]  # no +00:00
+                fraction = micros % 1_000_000
+                time = f"{prefix}.{fraction:06d}+00:00" if fraction else f"{prefix}+00:00"
+                # 62 random bits after the variant `10`: two from the first hex digit, 60 after.
+                r = randoms[i : i + 16]
+                stamps.append((f"{head}{seq:03x}-{_VARIANT[r[0]]}{r[1:4]}-{r[4:]}", time))
+            self._ms, self._seq = last_ms, seq
+            self._last = _EPOCH + timedelta(microseconds=micros)
+            return stamps
 
+
+# A random hex digit's two low bits under the RFC 9562 variant `10`: the id's 17th digit.
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _clock = _EventClock()
 
 
@@ -111,6 +154,13 @@ def next_event_stamp() -> tuple[uuid.UUID, datetime]:
     """A fresh event id and time, in the process's strictly increasing order (for events whose
     rows are written by SQL, such as the ledger's; see stockroom.stock.ledger)."""
     return _clock.next()
+
+
+def next_event_stamps(n: int) -> list[tuple[str, str]]:
+    """n fresh event stamps as `(id, ISO time)` text, in the same order as n calls of
+    `next_event_stamp`, at a fraction of their cost (for SQL-written events: a multi-line
+    shipment takes two per line)."""
+    return _clock.texts(n)
 
 
 def payload_origin(ctx: Context) -> dict[str, Any]:

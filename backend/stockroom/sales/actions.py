@@ -21,8 +21,7 @@ from typing import Any
 import asyncpg
 
 from stockroom.context import Context
-from stockroom.db.base import uuid7
-from stockroom.events.recorder import next_event_stamp, payload_origin
+from stockroom.events.recorder import next_event_stamps, payload_origin
 from stockroom.http.errors import AppError, ValidationFailed
 from stockroom.idempotency import (
     IdempotencyKey,
@@ -61,18 +60,18 @@ class OrderBody:
 ActionResult = OrderBody | StoredResponse
 
 
-def _context(ctx: Context) -> str:
+def _context(ctx: Context, stamp: tuple[str, str]) -> str:
     """The functions' `ctx`: `stock_post`'s (who, which request, when) and the order event's
-    id and time, stamped now: after the movements' stamps, as `events.record` would be."""
-    event_id, occurred_at = next_event_stamp()
+    id and time (`stamp`: after the movements' stamps, as `events.record` would be)."""
+    event_id, occurred_at = stamp
     return json.dumps(
         {
             "created_by": str(ctx.actor.id) if ctx.actor else None,
             "request_id": ctx.request_id,
             "created_at": utcnow().isoformat(),
             **payload_origin(ctx),
-            "event_id": str(event_id),
-            "occurred_at": occurred_at.isoformat(),
+            "event_id": event_id,
+            "occurred_at": occurred_at,
         }
     )
 
@@ -150,7 +149,8 @@ async def confirm(
     key: IdempotencyKey | None,
 ) -> ActionResult:
     """draft -> confirmed, every line reserved in full or none (409 insufficient_available)."""
-    row: Any = await connection.fetchrow(_CONFIRM, order_id, _context(ctx), _claim(key))
+    [stamp] = next_event_stamps(1)
+    row: Any = await connection.fetchrow(_CONFIRM, order_id, _context(ctx, stamp), _claim(key))
     outcome = _outcome(row)
     if outcome is not None:
         return outcome
@@ -159,26 +159,27 @@ async def confirm(
     raise _refusal(row, "confirmed", (SalesOrderStatus.DRAFT,))
 
 
-def _shipment(data: ShipRequest) -> str:
-    """`p_ship`: the request's lines with each movement's id and event stamps (as
-    `ledger.post_movements` chooses them)."""
+def _shipment(data: ShipRequest) -> tuple[str, tuple[str, str]]:
+    """`p_ship`: the request's lines with each movement's id and event stamps (what
+    `ledger.post_movements` chooses: its event's and its low-stock event's stamps), and the
+    order event's stamp, after them. All from one draw of the event clock, three per line: the
+    movement's id is a stamp's id (a UUIDv7, time-ordered as `db.base.uuid7`'s), its time unused.
+
+    The JSON is written by hand because every value is an int, a UUID's hex or a stamp (nothing
+    to escape) but the reference: ~0.1 ms less CPU for 10 lines than stamping each value apart
+    and `json.dumps` of dicts (bench/orders.py). The function reads `line_id` as a uuid, so its
+    plain hex form serves."""
+    stamps = next_event_stamps(3 * len(data.lines) + 1)
     lines = []
     for index, line in enumerate(data.lines):
-        event_id, occurred_at = next_event_stamp()
-        low_event_id, low_occurred_at = next_event_stamp()
+        (movement_id, _), (event_id, at), (low_id, low_at) = stamps[3 * index : 3 * index + 3]
         lines.append(
-            {
-                "line": index,
-                "line_id": str(line.line_id),
-                "quantity": line.quantity,
-                "id": str(uuid7()),
-                "event_id": str(event_id),
-                "occurred_at": occurred_at.isoformat(),
-                "low_event_id": str(low_event_id),
-                "low_occurred_at": low_occurred_at.isoformat(),
-            }
+            f'{{"line":{index},"line_id":"{line.line_id.hex}","quantity":{line.quantity:d},'
+            f'"id":"{movement_id}","event_id":"{event_id}","occurred_at":"{at}",'
+            f'"low_event_id":"{low_id}","low_occurred_at":"{low_at}"}}'
         )
-    return json.dumps({"reference": data.reference, "lines": lines})
+    reference = json.dumps(data.reference)
+    return f'{{"reference":{reference},"lines":[{",".join(lines)}]}}', stamps[-1]
 
 
 async def ship(
@@ -190,8 +191,9 @@ async def ship(
 ) -> ActionResult:
     """Ship some or all unshipped quantities: one `sale` per line, consuming the reservation;
     all lines or none."""
-    shipment = _shipment(data)  # stamped before the order's event (`_context`)
-    row: Any = await connection.fetchrow(_SHIP, order_id, shipment, _context(ctx), _claim(key))
+    shipment, stamp = _shipment(data)
+    context = _context(ctx, stamp)
+    row: Any = await connection.fetchrow(_SHIP, order_id, shipment, context, _claim(key))
     outcome = _outcome(row)
     if outcome is not None:
         return outcome
