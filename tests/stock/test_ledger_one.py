@@ -1,27 +1,33 @@
-"""`ledger.post_line_json_now`, the hot path's posting: one line sent as typed parameters and
-the movement answered as its response JSON, built by the server. It must write exactly what the
+"""`stock.ledger_one`, the hot path's posting: one line sent as typed parameters and the
+movement answered as its response JSON, built by the server. It must write exactly what the
 general path (`post_movements_now`, jsonb arguments built in Python) writes, refuse as it
-refuses, and answer byte for byte what pydantic writes for the movement (`MovementRead`)."""
+refuses, and answer byte for byte what pydantic writes for the movement (`MovementRead`).
+`post_line_as_now` also reads the principal in the same statement: it posts only for an active
+user in a live session holding the permissions, and otherwise writes nothing."""
 
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from stockroom.auth.models import RefreshToken, User
+from stockroom.auth.repository import TokenSession
 from stockroom.context import Actor, Context
 from stockroom.db.session import driver_connection
 from stockroom.events.models import OutboxEvent
 from stockroom.http.errors import AppError
 from stockroom.stock import repository
-from stockroom.stock.ledger import Line, post_line_json_now, post_movements_now
+from stockroom.stock.ledger import Line, post_movements_now
+from stockroom.stock.ledger_one import post_line_as_now, post_line_json_now
 from stockroom.stock.models import MovementType, StockMovement
 from stockroom.stock.schemas import MovementRead
-from tests.factories.auth import make_user
+from tests.factories.auth import make_role, make_user, start_session
 from tests.factories.catalog import make_product, make_warehouse
 from tests.factories.stock import make_stock
 from tests.stock.test_ledger import counts, receipt, sale
@@ -206,3 +212,109 @@ async def test_each_refusal_is_the_general_paths_and_writes_nothing(
     general, one = ((e.status, e.code, e.detail, e.extra) for e in errors)
     assert one == general
     assert general[:2] == (status, code)
+
+
+ORIGIN = Context(
+    request_id="req-as",
+    ip="10.0.0.3",
+    user_agent="ua",
+    method="POST",
+    path="/api/v1/stock-movements",
+)
+
+
+async def _token(session: AsyncSession, user: User) -> TokenSession:
+    return TokenSession(await start_session(session, user.id), datetime.now(UTC))
+
+
+@pytest.mark.parametrize(("roles", "hidden"), [(["admin"], False), (["staff"], True)])
+async def test_as_a_principal_it_posts_with_the_users_actor_and_cost_visibility(
+    session: AsyncSession, roles: list[str], hidden: bool
+) -> None:
+    user = await make_user(session, roles=roles)
+    token = await _token(session, user)
+    product = await make_product(session, cost_price=Decimal("4.50"))
+    warehouse = await make_warehouse(session)
+    connection = await driver_connection(session)
+
+    posted = await post_line_as_now(
+        connection, receipt(product, warehouse, 3), ORIGIN, user.id, token, ["stock:write"]
+    )
+
+    assert posted is not None
+    orm = await repository.get_movement(session, posted.id)
+    assert orm is not None
+    assert orm.created_by == user.id
+    assert orm.request_id == "req-as"
+    exclude = {"unit_cost"} if hidden else None
+    assert posted.body == MovementRead.model_validate(orm).model_dump_json(exclude=exclude)
+    [event] = (
+        await session.scalars(
+            select(OutboxEvent).where(
+                OutboxEvent.payload["data"]["movement_id"].astext == str(posted.id)
+            )
+        )
+    ).all()
+    assert event.payload["actor"] == {"id": str(user.id), "email": user.email}
+    assert event.payload["request"]["ip"] == "10.0.0.3"
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown user",
+        "inactive user",
+        "session revoked",
+        "token before the password change",
+        "missing permission",
+        "missing one of two permissions",
+    ],
+)
+async def test_a_refused_principal_posts_nothing(session: AsyncSession, case: str) -> None:
+    user = await make_user(session, roles=["staff"], is_active=case != "inactive user")
+    token = await _token(session, user)
+    user_id = uuid.uuid4() if case == "unknown user" else user.id
+    permissions = ["stock:write"]
+    if case == "session revoked":
+        await session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.family_id == token.session_id)
+            .values(revoked_at=datetime.now(UTC))
+        )
+    elif case == "token before the password change":
+        user.sessions_valid_after = token.issued_at + timedelta(seconds=1)
+        await session.flush()
+    elif case == "missing permission":
+        permissions = ["stock:adjust"]
+    elif case == "missing one of two permissions":
+        permissions = ["stock:write", "costs:read"]
+    product, warehouse = await make_product(session), await make_warehouse(session)
+    await make_stock(session, product, warehouse, 5)
+    connection = await driver_connection(session)
+    before = await counts(session)
+
+    posted = await post_line_as_now(
+        connection, sale(product, warehouse, 1), ORIGIN, user_id, token, permissions
+    )
+
+    assert posted is None
+    assert await counts(session) == before
+
+
+async def test_as_a_principal_a_ledger_refusal_is_raised_and_writes_nothing(
+    session: AsyncSession,
+) -> None:
+    user = await make_user(session, roles=[await make_role(session, ["stock:write"])])
+    token = await _token(session, user)
+    product, warehouse = await make_product(session), await make_warehouse(session)
+    await make_stock(session, product, warehouse, 1)
+    connection = await driver_connection(session)
+    before = await counts(session)
+
+    with pytest.raises(AppError) as caught:
+        await post_line_as_now(
+            connection, sale(product, warehouse, 2), ORIGIN, user.id, token, ["stock:write"]
+        )
+
+    assert (caught.value.status, caught.value.code) == (409, "insufficient_stock")
+    assert await counts(session) == before

@@ -283,10 +283,16 @@ async def fast_principal(
 
 def fast_context(request: FastRequest, principal: Principal) -> Context:
     """`request_context` of a fast path's request."""
+    return fast_origin(request, Actor(id=principal.id, email=principal.email))
+
+
+def fast_origin(request: FastRequest, actor: Actor | None = None) -> Context:
+    """A fast path's request context with `actor` (none: a statement that reads the principal
+    itself fills it in)."""
     scope = request.scope
     client = scope.get("client")
     return Context(
-        actor=Actor(id=principal.id, email=principal.email),
+        actor=actor,
         request_id=request.state.get("request_id"),
         ip=client[0] if client else None,
         user_agent=request.header(b"user-agent"),

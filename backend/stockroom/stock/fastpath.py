@@ -1,6 +1,8 @@
 """`POST /stock-movements` as a fast path (`stockroom.http.fastpath`): the ledger's hot write for
-what it costs, two round trips (the principal, then `stock_post` or `stock_post_keyed`) on a
-pooled driver connection with no SQLAlchemy session, FastAPI dependency or response model.
+what it costs, on a pooled driver connection with no SQLAlchemy session, FastAPI dependency or
+response model: one round trip without an `Idempotency-Key` (the principal and `stock_post` in
+one statement, `stock.ledger_one.post_line_as_now`), two with one (the principal, then
+`stock_post_keyed`).
 
 It answers what the route (`stock.router.post_stock_movement`) answers for a request it can
 serve, byte for byte: the same movement or stored response, status, `Location` and cost hiding
@@ -17,10 +19,11 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import asyncpg
 from pydantic import TypeAdapter
 from starlette.responses import Response
 
-from stockroom.auth.deps import fast_claims, fast_context, fast_principal
+from stockroom.auth.deps import Claims, fast_claims, fast_context, fast_origin, fast_principal
 from stockroom.auth.permissions import Perm
 from stockroom.db.session import driver_lease
 from stockroom.http.errors import AppError
@@ -33,7 +36,8 @@ from stockroom.idempotency import (
     request_fingerprint,
 )
 from stockroom.idempotency.models import MAX_KEY_LENGTH
-from stockroom.stock import ledger
+from stockroom.stock import ledger, ledger_one
+from stockroom.stock.ledger import Line
 from stockroom.stock.movements import line_of
 from stockroom.stock.schemas import ADJUST_MOVEMENT_TYPES, MovementCreate, MovementRead
 
@@ -81,6 +85,29 @@ def _response(result: MovementRead | StoredResponse, path: str, hide_cost: bool)
     return replay_response(StoredResponse(result.status, body), location)
 
 
+async def _post_unkeyed(
+    request: FastRequest,
+    connection: asyncpg.Connection,
+    line: Line,
+    claims: Claims,
+    permissions: tuple[str, ...],
+) -> JsonResponse | None:
+    """The posting without a key: the principal and the posting in one statement."""
+    user_id, token = claims
+    try:
+        posted = await ledger_one.post_line_as_now(
+            connection, line, fast_origin(request), user_id, token, permissions
+        )
+    except AppError:  # refused by the ledger: the principal held
+        request.state["user_id"] = user_id  # the access log's user, as `fast_principal`
+        raise
+    if posted is None:
+        return None
+    request.state["user_id"] = user_id
+    location = f"{request.path}/{posted.id}".encode()
+    return JsonResponse(posted.body.encode(), 201, (b"location", location))
+
+
 async def post_movement(request: FastRequest) -> Response | JsonResponse | None:
     """The fast path of `POST /stock-movements`; None declines (see the module)."""
     if request.header(b"content-type") != _JSON:
@@ -98,17 +125,15 @@ async def post_movement(request: FastRequest) -> Response | JsonResponse | None:
     key: IdempotencyKey | None = None
     refusal: AppError | None = None
     result: MovementRead | StoredResponse
+    line = line_of(data)
     async with driver_lease(request.app.state.sessionmaker) as connection:
+        if key_value is None:
+            return await _post_unkeyed(request, connection, line, claims, _permissions(data))
         principal = await fast_principal(request, connection, claims, *_permissions(data))
         if principal is None:
             return None
         ctx = fast_context(request, principal)
-        line = line_of(data)
         hide_cost = not principal.can(Perm.COSTS_READ)
-        if key_value is None:
-            posted = await ledger.post_line_json_now(connection, line, ctx, hide_cost=hide_cost)
-            location = f"{request.path}/{posted.id}".encode()
-            return JsonResponse(posted.body.encode(), 201, (b"location", location))
         key = _key(request, key_value, principal.id)
         try:
             result = await ledger.post_movement_keyed_now(connection, line, ctx, key)
