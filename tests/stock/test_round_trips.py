@@ -64,12 +64,12 @@ async def test_round_trips_of_a_movement_a_keyed_movement_users_me_and_a_product
             async def get_product(_: int) -> httpx.Response:
                 return await client.get(f"/api/v1/products/{product.id}")
 
-            # The principal (with its session checks), then one stock_post call that is its own
-            # transaction: no BEGIN, no COMMIT.
-            assert await per_request(counter, post, 201) == 2
+            # The principal (with its session checks) and the stock_post call in one statement
+            # (stock.ledger_one.post_line_as_now), its own transaction: no BEGIN, no COMMIT.
+            assert await per_request(counter, post, 201) == 1
             # The key's claim, lookup, the posting and the stored response are one call of
-            # stock_post_keyed (migration 0014), its own transaction: the key costs nothing
-            # more on the wire (issue 14 allows one more round trip).
+            # stock_post_keyed (migration 0014), its own transaction, after the principal: the key
+            # costs one more round trip (issue 14 allows one).
             assert await per_request(counter, post_keyed, 201) == 2
             # The profile and the same session checks in one query, on the driver connection.
             assert await per_request(counter, me, 200) == 1
