@@ -11,6 +11,7 @@ from fastapi import Depends, Header, Request
 from fastapi.responses import JSONResponse
 
 from stockroom.http.errors import PROBLEM_CONTENT_TYPE
+from stockroom.http.fastpath import FastRequest
 from stockroom.http.middleware import route_template
 from stockroom.idempotency.keys import IdempotencyKey, StoredResponse, request_fingerprint
 from stockroom.idempotency.models import MAX_KEY_LENGTH
@@ -44,6 +45,19 @@ async def _idempotency_key(
         route=f"{request.method} {route_template(request.scope)}",
         key=idempotency_key,
         request_hash=request_fingerprint(request.method, request.url.path, body),
+        ttl=timedelta(hours=ttl_hours),
+    )
+
+
+def fast_path_key(request: FastRequest, value: str, user_id: uuid.UUID) -> IdempotencyKey:
+    """`_idempotency_key` for a fast path's request (same route, fingerprint and lifetime)."""
+    scope = request.scope
+    ttl_hours: int = request.app.state.settings.idempotency_key_ttl_hours
+    return IdempotencyKey(
+        user_id=user_id,
+        route=f"{scope['method']} {request.template}",
+        key=value,
+        request_hash=request_fingerprint(scope["method"], scope["path"], request.body),
         ttl=timedelta(hours=ttl_hours),
     )
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 
 import asyncpg
 from pydantic import TypeAdapter
@@ -30,7 +29,8 @@ from stockroom.db.session import driver_lease
 from stockroom.events.wakeup import wake_relays
 from stockroom.http.errors import AppError
 from stockroom.http.fastpath import FastRequest
-from stockroom.idempotency import IdempotencyKey, remember_refusal, request_fingerprint
+from stockroom.http.idempotency import fast_path_key
+from stockroom.idempotency import IdempotencyKey, remember_refusal
 from stockroom.idempotency.models import MAX_KEY_LENGTH
 from stockroom.sales import actions
 from stockroom.sales.actions import ActionResult
@@ -53,19 +53,6 @@ def _order_id(param: str | None) -> uuid.UUID | None:
     return value if str(value) == param else None
 
 
-def _key(request: FastRequest, value: str, user_id: uuid.UUID) -> IdempotencyKey:
-    """`http.idempotency._idempotency_key` for this request."""
-    scope = request.scope
-    ttl_hours: int = request.app.state.settings.idempotency_key_ttl_hours
-    return IdempotencyKey(
-        user_id=user_id,
-        route=f"{scope['method']} {request.template}",
-        key=value,
-        request_hash=request_fingerprint(scope["method"], scope["path"], request.body),
-        ttl=timedelta(hours=ttl_hours),
-    )
-
-
 async def _serve(request: FastRequest, action: Action) -> Response | None:
     claims = fast_claims(request)
     if claims is None:
@@ -80,7 +67,7 @@ async def _serve(request: FastRequest, action: Action) -> Response | None:
         if principal is None:
             return None
         if key_value is not None:
-            key = _key(request, key_value, principal.id)
+            key = fast_path_key(request, key_value, principal.id)
         try:
             result = await action(connection, fast_context(request, principal), key)
         except AppError as exc:

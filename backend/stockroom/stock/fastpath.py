@@ -16,8 +16,6 @@ not validate, an `Idempotency-Key` outside 1..255 characters. A posting refused 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
-from typing import Any
 
 import asyncpg
 from pydantic import TypeAdapter
@@ -28,12 +26,11 @@ from stockroom.auth.permissions import Perm
 from stockroom.db.session import driver_lease
 from stockroom.http.errors import AppError
 from stockroom.http.fastpath import FastRequest, JsonResponse
-from stockroom.http.idempotency import replay_response
+from stockroom.http.idempotency import fast_path_key, replay_response
 from stockroom.idempotency import (
     IdempotencyKey,
     StoredResponse,
     remember_refusal,
-    request_fingerprint,
 )
 from stockroom.idempotency.models import MAX_KEY_LENGTH
 from stockroom.stock import ledger, ledger_one
@@ -55,19 +52,6 @@ def _permissions(data: MovementCreate) -> tuple[str, ...]:
     if data.unit_cost is not None:
         needed += (Perm.COSTS_READ,)
     return needed
-
-
-def _key(request: FastRequest, value: str, user_id: Any) -> IdempotencyKey:
-    """`http.idempotency._idempotency_key` for this request."""
-    scope = request.scope
-    ttl_hours: int = request.app.state.settings.idempotency_key_ttl_hours
-    return IdempotencyKey(
-        user_id=user_id,
-        route=f"{scope['method']} {request.template}",
-        key=value,
-        request_hash=request_fingerprint(scope["method"], scope["path"], request.body),
-        ttl=timedelta(hours=ttl_hours),
-    )
 
 
 def _response(result: MovementRead | StoredResponse, path: str, hide_cost: bool) -> Response:
@@ -134,7 +118,7 @@ async def post_movement(request: FastRequest) -> Response | JsonResponse | None:
             return None
         ctx = fast_context(request, principal)
         hide_cost = not principal.can(Perm.COSTS_READ)
-        key = _key(request, key_value, principal.id)
+        key = fast_path_key(request, key_value, principal.id)
         try:
             result = await ledger.post_movement_keyed_now(connection, line, ctx, key)
         except AppError as exc:
